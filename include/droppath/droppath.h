@@ -1,0 +1,248 @@
+/*
+ * libdroppath — fused DropPath / Stochastic Depth for CPUs.
+ *
+ * A batch is B samples; each sample is T rows ("sequence positions") of D
+ * contiguous elements. One Bernoulli(keep) draw per sample (row mode) or per
+ * call (batch mode) decides whether the sample's residual branch survives.
+ *
+ *   training forward   out[b] = x[b] + m[b]*s*f[b]        dp_forward
+ *   inference add      out    = x + f  | x + keep*f       dp_inference_add
+ *   drop_path          out[b] = m[b]*s*x[b]               dp_drop_path
+ *   backward           grad_f[b] = m[b]*s*grad_out[b]     dp_backward
+ *                      grad_x   (+)= grad_out
+ *
+ * keep = (float)(1.0 - drop_prob); s = 1/keep when scale_by_keep and keep > 0,
+ * else 1.  Arithmetic is x + (s*f): one multiply, one add, never fused into an
+ * FMA, so every ISA produces the same bits.  A dropped sample's branch is never
+ * read: out = x exactly (NaN in f cannot leak; timm would give x + 0*NaN = NaN).
+ *
+ * Mask specification (reproducible in any language):
+ *   Philox4x32-10 (Salmon et al., Random123), key = (seed_lo, seed_hi),
+ *   counter = (g_lo, g_hi, offset_lo, offset_hi), with g = sample_base + b in
+ *   row mode and g = 2^64-1 in batch mode.  From the first output word w0,
+ *   u = (w0 >> 8) * 2^-24 and the sample is kept iff u < keep.
+ *
+ * Every function validates all arguments before touching memory: on any error
+ * it returns a status other than DP_OK and leaves every output byte unchanged.
+ */
+#ifndef DROPPATH_H
+#define DROPPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "droppath/version.h"
+
+#if defined(DP_STATIC_DEFINE)
+#define DP_API
+#elif defined(_WIN32)
+#if defined(DP_BUILDING_LIBRARY)
+#define DP_API __declspec(dllexport)
+#else
+#define DP_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define DP_API __attribute__((visibility("default")))
+#else
+#define DP_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Result of every fallible call. DP_OK is 0; errors are positive. */
+typedef enum dp_status {
+  DP_OK = 0,
+  DP_ERR_NULL_POINTER = 1,  /**< a required pointer is NULL while the size is non-zero */
+  DP_ERR_BAD_PROBABILITY,   /**< drop_prob (or a rate) is NaN or outside [0, 1] */
+  DP_ERR_BAD_STRIDE,        /**< a stride is smaller than the row it must hold, or rows would overlap */
+  DP_ERR_SIZE_OVERFLOW,     /**< a byte count or address range does not fit in size_t */
+  DP_ERR_OVERLAP,           /**< an output partially overlaps an input or another output */
+  DP_ERR_BAD_MODE,          /**< unknown dp_mode */
+  DP_ERR_BAD_DTYPE,         /**< unknown dtype, or a dtype combination the operation lacks */
+  DP_ERR_BAD_FLAGS,         /**< unknown bits in a flags word */
+  DP_ERR_BAD_ISA,           /**< unknown dp_isa value */
+  DP_ERR_ISA_UNSUPPORTED,   /**< the ISA is not compiled in or the CPU/OS cannot run it */
+  DP_ERR_BAD_ARGUMENT       /**< any other invalid value (schedule rule, thread count, ...) */
+} dp_status;
+
+/** Element type of a tensor. */
+typedef enum dp_dtype {
+  DP_F32 = 0,  /**< IEEE binary32 */
+  DP_BF16 = 1, /**< bfloat16 (upper half of binary32) */
+  DP_F16 = 2   /**< IEEE binary16 */
+} dp_dtype;
+
+/** How many Bernoulli draws a call makes. */
+typedef enum dp_mode {
+  DP_MODE_ROW = 0,  /**< one draw per sample (timm, torchvision "row"); the default */
+  DP_MODE_BATCH = 1 /**< one draw for the whole call (torchvision "batch", Huang et al.) */
+} dp_mode;
+
+/** Instruction sets with kernels. Order is by capability on each architecture. */
+typedef enum dp_isa {
+  DP_ISA_SCALAR = 0,
+  DP_ISA_SSE2 = 1,
+  DP_ISA_AVX2 = 2,
+  DP_ISA_AVX512 = 3,
+  DP_ISA_NEON = 4,
+  DP_ISA_COUNT = 5
+} dp_isa;
+
+/** Flags for dp_backward. */
+enum {
+  DP_BWD_ACCUMULATE_GRAD_F = 1u << 0, /**< grad_f += m*s*grad_out (dropped rows untouched) */
+  DP_BWD_ACCUMULATE_GRAD_X = 1u << 1  /**< grad_x += grad_out (else grad_x = grad_out) */
+};
+
+/** Flags in dp_params.flags. */
+enum {
+  DP_FLAG_STREAM_NEVER = 1u << 0, /**< never use non-temporal stores */
+  DP_FLAG_STREAM_ALWAYS = 1u << 1 /**< always use non-temporal stores where the ISA has them */
+};
+
+/** Per-call parameters. Initialise with dp_params_init(); then set fields. */
+typedef struct dp_params {
+  double drop_prob;     /**< probability of dropping a sample's branch, in [0, 1] */
+  uint64_t seed;        /**< Philox key */
+  uint64_t offset;      /**< per-call counter (e.g. step * n_layers + layer) */
+  uint64_t sample_base; /**< global index of sample 0 of this call (shards, ranges) */
+  int mode;             /**< dp_mode; default DP_MODE_ROW */
+  int scale_by_keep;    /**< nonzero (default): kept branches scaled by 1/keep */
+  int num_threads;      /**< 0 (default): library setting; 1: run on the calling thread */
+  uint32_t flags;       /**< DP_FLAG_*; 0 by default */
+} dp_params;
+
+/** Shape shared by all tensors of a call: B samples x T rows x D elements. */
+typedef struct dp_shape {
+  size_t batch; /**< B: samples; the mask has one entry per sample */
+  size_t seq;   /**< T: rows per sample (1 for plain [B][D]); 0 is treated as 1 */
+  size_t dim;   /**< D: contiguous elements per row */
+} dp_shape;
+
+/**
+ * Where one tensor's rows live: row (b, t) starts at element
+ * b*sample_stride + t*seq_stride.  Strides are in elements.  Examples:
+ *   [B][D] dense            sample_stride = D
+ *   [B][T][D] dense         sample_stride = T*D, seq_stride = D
+ *   [T][B][D] (seq-first)   sample_stride = D,   seq_stride = B*D
+ * Output rows must not overlap each other; see dp_tensor_dense/dp_tensor_seq_first.
+ */
+typedef struct dp_tensor {
+  void *data;
+  int dtype;            /**< dp_dtype */
+  size_t sample_stride; /**< elements between samples b and b+1; >= D */
+  size_t seq_stride;    /**< elements between rows t and t+1 of one sample; >= D when T > 1 */
+} dp_tensor;
+
+/** Drop-rate schedule rules for dp_drop_rates. */
+typedef enum dp_schedule {
+  DP_SCHEDULE_LINSPACE = 0,     /**< timm: linspace(0, rate, L), rate_i = rate*i/(L-1), i = 0..L-1 */
+  DP_SCHEDULE_RESNET = 1,       /**< torchvision/ResNet: rate*i/(L-1), i = 0..L-1 (same values as LINSPACE) */
+  DP_SCHEDULE_EFFICIENTNET = 2, /**< EfficientNet: rate*i/L, i = 0..L-1 */
+  DP_SCHEDULE_HUANG = 3,        /**< Huang et al. 2016: rate*i/L, i = 1..L (last block gets rate) */
+  DP_SCHEDULE_CONSTANT = 4      /**< every block gets rate */
+} dp_schedule;
+
+/* ---------------------------------------------------------------- basics */
+
+/** Runtime version as "MAJOR.MINOR.PATCH". */
+DP_API const char *dp_version_string(void);
+/** Runtime version as MAJOR*10000 + MINOR*100 + PATCH. */
+DP_API int dp_version_number(void);
+/** Short English name of a status ("invalid stride", ...); never NULL. */
+DP_API const char *dp_status_string(dp_status status);
+/** Defaults: drop_prob 0, seed 0, offset 0, sample_base 0, row mode, scale_by_keep 1. */
+DP_API void dp_params_init(dp_params *params);
+/** A dense [B][T][D] tensor view (sample_stride = T*D, seq_stride = D). */
+DP_API dp_tensor dp_tensor_dense(void *data, dp_dtype dtype, dp_shape shape);
+/** A dense sequence-first [T][B][D] tensor view (sample_stride = D, seq_stride = B*D). */
+DP_API dp_tensor dp_tensor_seq_first(void *data, dp_dtype dtype, dp_shape shape);
+
+/* ---------------------------------------------------------------- operations */
+
+/**
+ * Training forward, fused: out[b] = x[b] + m[b]*s*f[b].
+ * out may be exactly x (dropped samples are then not touched) or exactly f
+ * (dropped samples get a copy of x); any other overlap is DP_ERR_OVERLAP.
+ * scales_out, if not NULL, receives B floats: s for kept samples, 0 for dropped.
+ * dtypes: all F32; all BF16; all F16; or out/x F32 with f BF16 or F16.
+ */
+DP_API dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                            dp_tensor f, float *scales_out);
+
+/**
+ * Inference residual add, no randomness: out = x + f when scale_by_keep
+ * (weights trained with 1/keep scaling), else out = x + keep*f (Huang et al.'s
+ * test-time rule). With keep == 0 under the second rule f is not read and out = x.
+ */
+DP_API dp_status dp_inference_add(const dp_params *params, dp_shape shape, dp_tensor out,
+                                  dp_tensor x, dp_tensor f);
+
+/**
+ * Non-residual drop_path (timm's drop_path): out[b] = m[b]*s*x[b]; dropped
+ * samples are written as +0.0 and x is not read for them. out may be exactly x.
+ */
+DP_API dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                              float *scales_out);
+
+/**
+ * Backward of dp_forward / dp_drop_path: grad_f[b] = m[b]*s*grad_out[b].
+ * The mask comes from scales (B floats saved by the forward) or, when scales is
+ * NULL, is regenerated from params exactly as the forward drew it.
+ * flags: DP_BWD_ACCUMULATE_GRAD_F makes it grad_f += ..., leaving dropped
+ * samples untouched (else they are zeroed).  If grad_x.data is not NULL, the
+ * same pass writes grad_x = grad_out, or grad_x += grad_out with
+ * DP_BWD_ACCUMULATE_GRAD_X, so grad_out is read once.  grad_f may be exactly
+ * grad_out; grad_x must not overlap anything.
+ */
+DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
+                             dp_tensor grad_x, dp_tensor grad_out, const float *scales,
+                             uint32_t flags);
+
+/**
+ * The mask of a call without touching data.  Each output may be NULL:
+ * keep_out (B bytes, 1 = kept), scales_out (B floats: s or 0), kept_count,
+ * kept_indices (ascending indices b of kept samples; room for B entries).
+ */
+DP_API dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out,
+                         float *scales_out, size_t *kept_count, size_t *kept_indices);
+
+/** Per-block drop rates for a network of `depth` blocks under `rule`. */
+DP_API dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out);
+
+/**
+ * timm's stage-wise schedule: one rate per stage, linspace(0, rate, n_stages),
+ * repeated over the stage's blocks; rates_out holds sum(depths) entries.
+ */
+DP_API dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages,
+                                         double *rates_out);
+
+/** Philox4x32-10 with key (k0, k1) on counter (c0..c3): the mask generator, exposed for tests. */
+DP_API void dp_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
+
+/* ---------------------------------------------------------------- dispatch and threads */
+
+/** Lower-case name of an ISA ("scalar", "sse2", "avx2", "avx512", "neon"), or "unknown". */
+DP_API const char *dp_isa_name(dp_isa isa);
+/** Nonzero if this build has kernels for isa and this CPU and OS can run them. */
+DP_API int dp_isa_supported(dp_isa isa);
+/** The ISA whose kernels the operations use now. */
+DP_API dp_isa dp_active_isa(void);
+/**
+ * Cap the ISA: the library uses the best supported ISA not above isa (on its
+ * architecture), intersected with the DROPPATH_ISA environment variable, which
+ * can only narrow.  DP_ERR_ISA_UNSUPPORTED if isa itself cannot run here.
+ */
+DP_API dp_status dp_set_max_isa(dp_isa isa);
+/** Default thread count for calls with num_threads == 0; 0 restores "all OpenMP threads". */
+DP_API dp_status dp_set_num_threads(int num_threads);
+/** Nonzero if the library was built with OpenMP. */
+DP_API int dp_has_openmp(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DROPPATH_H */

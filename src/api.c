@@ -1,0 +1,328 @@
+/* Public operations: validate everything, draw the mask, then walk the rows
+ * (optionally across OpenMP threads) calling the dispatched kernels. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if DP_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+typedef enum dp_op { OP_FWD, OP_INFER, OP_DROP_PATH, OP_BWD } dp_op;
+
+/* Tensor roles: FWD/INFER out,x,f; DROP_PATH out,x; BWD gf,gx,g. */
+enum { R_OUT = 0, R_X = 1, R_F = 2, R_GF = 0, R_GX = 1, R_G = 2, R_COUNT = 3 };
+
+typedef struct dp_rowptr {
+  unsigned char *p; /* NULL if the role is absent */
+  size_t ss, ts;    /* byte strides between samples and between rows */
+  size_t es;        /* element size */
+} dp_rowptr;
+
+typedef struct dp_job {
+  dp_op op;
+  size_t B, T, D;
+  size_t chunk, chunks_per_row, items;
+  int seq_major; /* visit rows t-major, following the output's memory order */
+  dp_rowptr t[R_COUNT];
+  const float *scales; /* per-sample scale, or NULL to draw per item */
+  dp_mask_ctx mask;
+  float fixed_scale; /* OP_INFER */
+  int out_is_x;      /* out and x are the same tensor: dropped rows need no work */
+  int stream;
+  unsigned bwd_mode;
+  dp_fwd_fn fwd, fwd_x; /* fwd_x: X+X accumulate for grad_x of dropped rows */
+  dp_scale_fn scale;
+  dp_bwd_fn bwd;
+} dp_job;
+
+static void run_item(const dp_job *j, size_t item, size_t *memo_b, float *memo_s) {
+  const size_t row = item / j->chunks_per_row, c = item % j->chunks_per_row;
+  size_t b, t;
+  if (j->seq_major) {
+    t = row / j->B;
+    b = row % j->B;
+  } else {
+    b = row / j->T;
+    t = row % j->T;
+  }
+  const size_t d0 = c * j->chunk;
+  const size_t n = j->D - d0 < j->chunk ? j->D - d0 : j->chunk;
+  float s;
+  if (j->op == OP_INFER) {
+    s = j->fixed_scale;
+  } else if (j->scales) {
+    s = j->scales[b];
+  } else {
+    if (*memo_b != b) {
+      *memo_s = dp_mask_sample_scale(&j->mask, b);
+      *memo_b = b;
+    }
+    s = *memo_s;
+  }
+  unsigned char *p[R_COUNT];
+  for (int r = 0; r < R_COUNT; r++)
+    p[r] = j->t[r].p ? j->t[r].p + b * j->t[r].ss + t * j->t[r].ts + d0 * j->t[r].es : NULL;
+
+  switch (j->op) {
+    case OP_FWD:
+    case OP_INFER:
+      if (s != 0.0f) j->fwd(p[R_OUT], p[R_X], p[R_F], s, n, j->stream);
+      else if (!j->out_is_x) memcpy(p[R_OUT], p[R_X], n * j->t[R_X].es); /* f is never read */
+      break;
+    case OP_DROP_PATH:
+      if (s != 0.0f) j->scale(p[R_OUT], p[R_X], s, n, j->stream);
+      else memset(p[R_OUT], 0, n * j->t[R_OUT].es); /* +0.0 in every dtype */
+      break;
+    case OP_BWD:
+      if (s != 0.0f) {
+        j->bwd(p[R_GF], p[R_GX], p[R_G], s, n, j->bwd_mode);
+        break;
+      }
+      /* grad_x first: grad_f may be grad_out itself and is zeroed below. */
+      if (p[R_GX]) {
+        if (j->bwd_mode & DP_KBWD_ACC_X) j->fwd_x(p[R_GX], p[R_GX], p[R_G], 1.0f, n, 0);
+        else memcpy(p[R_GX], p[R_G], n * j->t[R_G].es);
+      }
+      if (!(j->bwd_mode & DP_KBWD_ACC_F)) memset(p[R_GF], 0, n * j->t[R_GF].es);
+      break;
+  }
+}
+
+static void run_range(const dp_job *j, size_t lo, size_t hi) {
+  size_t memo_b = SIZE_MAX;
+  float memo_s = 0.0f;
+  for (size_t i = lo; i < hi; i++) run_item(j, i, &memo_b, &memo_s);
+}
+
+/* Minimum elements per work item when rows are split across threads: large
+ * enough that per-item overhead vanishes, a multiple of 16 so split points
+ * fall on cache lines of aligned f32 rows. */
+#define DP_MIN_CHUNK ((size_t)4096)
+
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+static void run_job(dp_job *j, const dp_params *params, size_t traffic_bytes) {
+  const size_t rows = j->B * j->T; /* fits: a validated span holds every row */
+  const size_t max_chunks = j->D / DP_MIN_CHUNK > 0 ? j->D / DP_MIN_CHUNK : 1;
+  const int nt = dp_plan_threads(params, traffic_bytes, rows * max_chunks);
+  j->chunk = j->D;
+  if (nt > 1 && rows < (size_t)nt * 8) {
+    /* Few rows for the threads (B = 1, say): split rows too. */
+    const size_t want = (size_t)nt * 8;
+    const size_t per_row = (want + rows - 1) / rows;
+    size_t chunk = (j->D + per_row - 1) / per_row;
+    chunk = (chunk + 15) & ~(size_t)15;
+    j->chunk = chunk < DP_MIN_CHUNK ? DP_MIN_CHUNK : chunk;
+    if (j->chunk > j->D) j->chunk = j->D;
+  }
+  j->chunks_per_row = (j->D + j->chunk - 1) / j->chunk;
+  j->items = rows * j->chunks_per_row;
+#if DP_HAVE_OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      const size_t k = (size_t)omp_get_thread_num(), m = (size_t)omp_get_num_threads();
+      const size_t base = j->items / m, rem = j->items % m;
+      const size_t lo = k * base + (k < rem ? k : rem);
+      run_range(j, lo, lo + base + (k < rem ? 1 : 0));
+    }
+    return;
+  }
+#endif
+  run_range(j, 0, j->items);
+}
+
+static void set_role(dp_job *j, int role, const dp_tensor *t) {
+  j->t[role].es = dp_dtype_size(t->dtype);
+  j->t[role].p = (unsigned char *)t->data;
+  j->t[role].ss = t->sample_stride * j->t[role].es;
+  j->t[role].ts = t->seq_stride * j->t[role].es;
+}
+
+static void init_job(dp_job *j, dp_op op, const dp_params *params, const dp_shape *shape) {
+  memset(j, 0, sizeof *j);
+  j->op = op;
+  j->B = shape->batch;
+  j->T = shape->seq ? shape->seq : 1;
+  j->D = shape->dim;
+  dp_mask_ctx_init(&j->mask, params);
+}
+
+/* Iterate rows in the output's memory order: seq-first tensors t-major. */
+static void choose_order(dp_job *j, const dp_tensor *out) {
+  j->seq_major = j->T > 1 && j->B > 1 && out->seq_stride > out->sample_stride;
+}
+
+/* Small batches keep their per-sample scales on the stack. */
+#define DP_STACK_SCALES 1024
+
+/* Fill per-sample scales for the job: into `dst` when the caller wants them,
+ * else a stack or heap buffer; with no memory, items draw their own. */
+static float *prepare_scales(dp_job *j, float *dst, float *stack_buf, float **heap) {
+  *heap = NULL;
+  float *s = dst;
+  if (!s && j->B <= DP_STACK_SCALES) s = stack_buf;
+  if (!s) s = *heap = (float *)malloc(j->B * sizeof(float));
+  if (s) dp_mask_fill_scales(&j->mask, 0, j->B, s);
+  return s;
+}
+
+/* Bytes of B*T*D elements of size es; B*T*D itself fits (validated spans). */
+static size_t row_bytes(const dp_job *j, size_t es) {
+  const size_t elems = j->B * j->T * j->D;
+  return es != 0 && elems > SIZE_MAX / es ? SIZE_MAX : elems * es;
+}
+
+/* Output o may be exactly input i, or not overlap it at all. */
+static dp_status check_alias(const dp_tensor *o, dp_extent oe, const dp_tensor *i, dp_extent ie,
+                             const dp_shape *shape, int alias_allowed) {
+  if (!dp_extents_overlap(oe, ie)) return DP_OK;
+  return alias_allowed && dp_tensors_identical(o, i, shape) ? DP_OK : DP_ERR_OVERLAP;
+}
+
+dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                     float *scales_out) {
+  dp_status st = dp_check_params(params);
+  if (st != DP_OK) return st;
+  dp_extent eo, ex, ef, es;
+  if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&f, &shape, &ef)) != DP_OK) return st;
+  const int combo = dp_combo_of(x.dtype, f.dtype);
+  if (combo < 0 || out.dtype != x.dtype) return DP_ERR_BAD_DTYPE;
+  if ((st = dp_check_array(scales_out, scales_out ? shape.batch : 0, sizeof(float), &es)) != DP_OK)
+    return st;
+  if ((st = check_alias(&out, eo, &x, ex, &shape, 1)) != DP_OK) return st;
+  if ((st = check_alias(&out, eo, &f, ef, &shape, 1)) != DP_OK) return st;
+  if (dp_extents_overlap(es, eo) || dp_extents_overlap(es, ex) || dp_extents_overlap(es, ef))
+    return DP_ERR_OVERLAP;
+  const dp_kernel_table *k = dp_current_kernels();
+  if (!k->fwd[combo]) return DP_ERR_BAD_DTYPE;
+  if (shape.batch == 0) return DP_OK;
+
+  dp_job j;
+  init_job(&j, OP_FWD, params, &shape);
+  float stack_scales[DP_STACK_SCALES], *heap;
+  j.scales = prepare_scales(&j, scales_out, stack_scales, &heap);
+  if (j.D != 0) {
+    set_role(&j, R_OUT, &out);
+    set_role(&j, R_X, &x);
+    set_role(&j, R_F, &f);
+    j.out_is_x = dp_tensors_identical(&out, &x, &shape);
+    j.fwd = k->fwd[combo];
+    j.stream = dp_plan_stream(params, row_bytes(&j, j.t[R_OUT].es));
+    choose_order(&j, &out);
+    run_job(&j, params, sat_add(row_bytes(&j, 2 * j.t[R_X].es), row_bytes(&j, j.t[R_F].es)));
+  }
+  free(heap);
+  return DP_OK;
+}
+
+dp_status dp_inference_add(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                           dp_tensor f) {
+  dp_status st = dp_check_params(params);
+  if (st != DP_OK) return st;
+  dp_extent eo, ex, ef;
+  if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&f, &shape, &ef)) != DP_OK) return st;
+  const int combo = dp_combo_of(x.dtype, f.dtype);
+  if (combo < 0 || out.dtype != x.dtype) return DP_ERR_BAD_DTYPE;
+  if ((st = check_alias(&out, eo, &x, ex, &shape, 1)) != DP_OK) return st;
+  if ((st = check_alias(&out, eo, &f, ef, &shape, 1)) != DP_OK) return st;
+  const dp_kernel_table *k = dp_current_kernels();
+  if (!k->fwd[combo]) return DP_ERR_BAD_DTYPE;
+  if (shape.batch == 0 || shape.dim == 0) return DP_OK;
+
+  dp_job j;
+  init_job(&j, OP_INFER, params, &shape);
+  /* Trained with 1/keep scaling: the expectation is already x + f.
+   * Trained without (Huang et al.): scale the branch by keep at test time. */
+  j.fixed_scale = params->scale_by_keep ? 1.0f : j.mask.keep;
+  set_role(&j, R_OUT, &out);
+  set_role(&j, R_X, &x);
+  set_role(&j, R_F, &f);
+  j.out_is_x = dp_tensors_identical(&out, &x, &shape);
+  j.fwd = k->fwd[combo];
+  j.stream = dp_plan_stream(params, row_bytes(&j, j.t[R_OUT].es));
+  choose_order(&j, &out);
+  run_job(&j, params, sat_add(row_bytes(&j, 2 * j.t[R_X].es), row_bytes(&j, j.t[R_F].es)));
+  return DP_OK;
+}
+
+dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                       float *scales_out) {
+  dp_status st = dp_check_params(params);
+  if (st != DP_OK) return st;
+  dp_extent eo, ex, es;
+  if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
+  const int combo = dp_combo_of(x.dtype, x.dtype);
+  if (combo < 0 || out.dtype != x.dtype) return DP_ERR_BAD_DTYPE;
+  if ((st = dp_check_array(scales_out, scales_out ? shape.batch : 0, sizeof(float), &es)) != DP_OK)
+    return st;
+  if ((st = check_alias(&out, eo, &x, ex, &shape, 1)) != DP_OK) return st;
+  if (dp_extents_overlap(es, eo) || dp_extents_overlap(es, ex)) return DP_ERR_OVERLAP;
+  const dp_kernel_table *k = dp_current_kernels();
+  if (!k->scale[combo]) return DP_ERR_BAD_DTYPE;
+  if (shape.batch == 0) return DP_OK;
+
+  dp_job j;
+  init_job(&j, OP_DROP_PATH, params, &shape);
+  float stack_scales[DP_STACK_SCALES], *heap;
+  j.scales = prepare_scales(&j, scales_out, stack_scales, &heap);
+  if (j.D != 0) {
+    set_role(&j, R_OUT, &out);
+    set_role(&j, R_X, &x);
+    j.scale = k->scale[combo];
+    j.stream = dp_plan_stream(params, row_bytes(&j, j.t[R_OUT].es));
+    choose_order(&j, &out);
+    run_job(&j, params, row_bytes(&j, 2 * j.t[R_X].es));
+  }
+  free(heap);
+  return DP_OK;
+}
+
+dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
+                      dp_tensor grad_out, const float *scales, uint32_t flags) {
+  dp_status st = dp_check_params(params);
+  if (st != DP_OK) return st;
+  if (flags & ~(uint32_t)(DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X)) return DP_ERR_BAD_FLAGS;
+  const int has_gx = grad_x.data != NULL;
+  dp_extent ef, ex = {NULL, NULL}, eg, es;
+  if ((st = dp_check_tensor(&grad_f, &shape, &ef)) != DP_OK) return st;
+  if (has_gx && (st = dp_check_tensor(&grad_x, &shape, &ex)) != DP_OK) return st;
+  if ((st = dp_check_tensor(&grad_out, &shape, &eg)) != DP_OK) return st;
+  const int combo = dp_combo_of(grad_out.dtype, grad_f.dtype);
+  if (combo < 0 || (has_gx && grad_x.dtype != grad_out.dtype)) return DP_ERR_BAD_DTYPE;
+  if ((st = dp_check_array(scales, scales ? shape.batch : 0, sizeof(float), &es)) != DP_OK) return st;
+  if ((st = check_alias(&grad_f, ef, &grad_out, eg, &shape, 1)) != DP_OK) return st;
+  if (dp_extents_overlap(ex, ef) || dp_extents_overlap(ex, eg)) return DP_ERR_OVERLAP;
+  if (dp_extents_overlap(es, ef) || dp_extents_overlap(es, ex)) return DP_ERR_OVERLAP;
+  const dp_kernel_table *k = dp_current_kernels();
+  const int x_combo = dp_combo_of(grad_out.dtype, grad_out.dtype);
+  if (!k->bwd[combo] || !k->fwd[x_combo]) return DP_ERR_BAD_DTYPE;
+  if (shape.batch == 0 || shape.dim == 0) return DP_OK;
+
+  dp_job j;
+  init_job(&j, OP_BWD, params, &shape);
+  float stack_scales[DP_STACK_SCALES], *heap = NULL;
+  j.scales = scales ? scales : prepare_scales(&j, NULL, stack_scales, &heap);
+  set_role(&j, R_GF, &grad_f);
+  if (has_gx) set_role(&j, R_GX, &grad_x);
+  set_role(&j, R_G, &grad_out);
+  j.bwd = k->bwd[combo];
+  j.fwd_x = k->fwd[x_combo];
+  j.bwd_mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
+               ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+  if (dp_plan_stream(params, sat_add(row_bytes(&j, j.t[R_GF].es), row_bytes(&j, j.t[R_GX].es))))
+    j.bwd_mode |= DP_KBWD_STREAM;
+  choose_order(&j, &grad_f);
+  size_t traffic = sat_add(row_bytes(&j, j.t[R_GF].es), row_bytes(&j, j.t[R_G].es));
+  traffic = sat_add(traffic, row_bytes(&j, 2 * j.t[R_GX].es));
+  run_job(&j, params, traffic);
+  free(heap);
+  return DP_OK;
+}

@@ -1,0 +1,93 @@
+/* Kernel dispatch: the table in use is the one for
+ *   best ISA in (CPU/OS support ∩ built kernels), capped by DROPPATH_ISA
+ *   (which can only narrow) and by dp_set_max_isa().
+ * Per-ISA tables are built once under pthread_once; afterwards every call
+ * only loads an atomic index, so the first concurrent calls cannot race. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static dp_kernel_table tables[DP_ISA_COUNT];
+static unsigned usable_mask; /* CPU ∩ built */
+static int env_cap = -1;     /* from DROPPATH_ISA, -1 = none */
+static atomic_int api_cap = -1;
+static atomic_int active_isa = DP_ISA_SCALAR;
+static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const isa_names[DP_ISA_COUNT] = {"scalar", "sse2", "avx2", "avx512", "neon"};
+
+const char *dp_isa_name(dp_isa isa) {
+  return (unsigned)isa < DP_ISA_COUNT ? isa_names[isa] : "unknown";
+}
+
+/* Is `isa` at or below `cap` on the same architecture's ladder? */
+static int isa_at_most(int isa, int cap) {
+  if (cap < 0 || isa == DP_ISA_SCALAR) return 1;
+  if (isa == DP_ISA_NEON || cap == DP_ISA_NEON) return isa == cap;
+  return isa <= cap;
+}
+
+static int best_isa(void) {
+  const int cap = atomic_load(&api_cap);
+  int best = DP_ISA_SCALAR;
+  for (int isa = 0; isa < DP_ISA_COUNT; isa++) {
+    if (!(usable_mask >> isa & 1) || !isa_at_most(isa, env_cap) || !isa_at_most(isa, cap)) continue;
+    /* NEON and x86 ISAs never coexist, so "highest enum" is the widest. */
+    best = isa;
+  }
+  return best;
+}
+
+static int parse_isa_env(const char *s) {
+  char buf[16];
+  size_t n = 0;
+  if (!s) return -1;
+  for (; s[n] && n + 1 < sizeof buf; n++) buf[n] = (char)tolower((unsigned char)s[n]);
+  buf[n] = 0;
+  for (int isa = 0; isa < DP_ISA_COUNT; isa++)
+    if (strcmp(buf, isa_names[isa]) == 0) return isa;
+  if (strcmp(buf, "avx512f") == 0 || strcmp(buf, "avx-512") == 0) return DP_ISA_AVX512;
+  if (strcmp(buf, "none") == 0 || strcmp(buf, "c") == 0) return DP_ISA_SCALAR;
+  /* Unknown names (including another architecture's) are ignored: the
+   * variable may narrow the choice but a typo must not break the program. */
+  return -1;
+}
+
+static void init_dispatch(void) {
+  usable_mask = dp_cpu_isa_mask() & dp_built_isa_mask();
+  for (int isa = 0; isa < DP_ISA_COUNT; isa++) dp_kernels_for_isa((dp_isa)isa, &tables[isa]);
+  env_cap = parse_isa_env(getenv("DROPPATH_ISA"));
+  atomic_store(&active_isa, best_isa());
+}
+
+const dp_kernel_table *dp_current_kernels(void) {
+  pthread_once(&init_once, init_dispatch);
+  return &tables[atomic_load_explicit(&active_isa, memory_order_relaxed)];
+}
+
+int dp_isa_supported(dp_isa isa) {
+  if ((unsigned)isa >= DP_ISA_COUNT) return 0;
+  pthread_once(&init_once, init_dispatch);
+  return (usable_mask >> isa) & 1;
+}
+
+dp_isa dp_active_isa(void) {
+  pthread_once(&init_once, init_dispatch);
+  return (dp_isa)atomic_load(&active_isa);
+}
+
+dp_status dp_set_max_isa(dp_isa isa) {
+  if ((unsigned)isa >= DP_ISA_COUNT) return DP_ERR_BAD_ISA;
+  if (!dp_isa_supported(isa)) return DP_ERR_ISA_UNSUPPORTED;
+  /* Serialise writers so the active ISA always matches the last cap set. */
+  pthread_mutex_lock(&cap_lock);
+  atomic_store(&api_cap, (int)isa);
+  atomic_store(&active_isa, best_isa());
+  pthread_mutex_unlock(&cap_lock);
+  return DP_OK;
+}

@@ -1,0 +1,93 @@
+/* Thread-count and store-kind policy. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if DP_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many bytes of traffic a call runs on the calling thread: an
+ * OpenMP fork/join costs a few microseconds, more than the work itself. */
+#define DP_PARALLEL_MIN_BYTES ((size_t)192 * 1024)
+
+static atomic_int default_threads = 0;
+
+dp_status dp_set_num_threads(int num_threads) {
+  if (num_threads < 0) return DP_ERR_BAD_ARGUMENT;
+  atomic_store(&default_threads, num_threads);
+  return DP_OK;
+}
+
+int dp_has_openmp(void) { return DP_HAVE_OPENMP; }
+
+int dp_plan_threads(const dp_params *params, size_t bytes, size_t items) {
+#if DP_HAVE_OPENMP
+  int want = params->num_threads;
+  if (want == 0) want = atomic_load(&default_threads);
+  if (want == 1 || items <= 1) return 1;
+  /* Called from inside a parallel region: the caller already owns the
+   * cores; nesting would oversubscribe them. */
+  if (omp_in_parallel()) return 1;
+  if (want == 0) {
+    if (bytes < DP_PARALLEL_MIN_BYTES) return 1;
+    want = omp_get_max_threads();
+  }
+  if ((size_t)want > items) want = (int)items;
+  return want < 1 ? 1 : want;
+#else
+  (void)params;
+  (void)bytes;
+  (void)items;
+  return 1;
+#endif
+}
+
+static size_t read_sysfs_cache_bytes(void) {
+  size_t best = 0;
+  char path[96];
+  for (int idx = 0; idx < 8; idx++) {
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", idx);
+    FILE *fp = fopen(path, "r");
+    if (!fp) continue;
+    unsigned long v = 0;
+    char unit = 0;
+    if (fscanf(fp, "%lu%c", &v, &unit) >= 1) {
+      size_t bytes = (size_t)v;
+      if (unit == 'K' || unit == 'k') bytes *= 1024;
+      else if (unit == 'M' || unit == 'm') bytes *= 1024 * 1024;
+      if (bytes > best) best = bytes;
+    }
+    fclose(fp);
+  }
+  return best;
+}
+
+size_t dp_llc_bytes(void) {
+  static atomic_size_t cached = 0;
+  size_t v = atomic_load(&cached);
+  if (v) return v;
+  const char *env = getenv("DROPPATH_LLC_BYTES"); /* for tests and odd systems */
+  if (env && *env) v = (size_t)strtoull(env, NULL, 0);
+#ifdef _SC_LEVEL3_CACHE_SIZE
+  if (!v) {
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    if (l3 > 0) v = (size_t)l3;
+  }
+#endif
+  if (!v) v = read_sysfs_cache_bytes();
+  if (!v) v = (size_t)32 << 20;
+  atomic_store(&cached, v);
+  return v;
+}
+
+int dp_plan_stream(const dp_params *params, size_t out_bytes) {
+  if (params->flags & DP_FLAG_STREAM_NEVER) return 0;
+  if (params->flags & DP_FLAG_STREAM_ALWAYS) return 1;
+  /* Streaming stores skip the read-for-ownership of each output line but
+   * leave the result out of cache: worth it only when it would not fit. */
+  return out_bytes > dp_llc_bytes();
+}

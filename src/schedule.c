@@ -1,0 +1,50 @@
+/* Per-block drop rates under each framework's rule, so a C trainer can match
+ * the schedule of the model it ports. */
+#include <math.h>
+
+#include "internal.h"
+
+static int bad_rate(double rate) { return isnan(rate) || rate < 0.0 || rate > 1.0; }
+
+static double rule_rate(dp_schedule rule, double rate, size_t i, size_t depth) {
+  switch (rule) {
+    case DP_SCHEDULE_LINSPACE:
+    case DP_SCHEDULE_RESNET:
+      /* linspace(0, rate, 1) is [0]: a single block gets no drop. */
+      return depth > 1 ? rate * (double)i / (double)(depth - 1) : 0.0;
+    case DP_SCHEDULE_EFFICIENTNET: return rate * (double)i / (double)depth;
+    case DP_SCHEDULE_HUANG: return rate * (double)(i + 1) / (double)depth;
+    case DP_SCHEDULE_CONSTANT: return rate;
+  }
+  return 0.0;
+}
+
+dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out) {
+  if ((unsigned)rule > DP_SCHEDULE_CONSTANT) return DP_ERR_BAD_ARGUMENT;
+  if (bad_rate(rate)) return DP_ERR_BAD_PROBABILITY;
+  dp_extent ext;
+  const dp_status st = dp_check_array(rates_out, depth, sizeof(double), &ext);
+  if (st != DP_OK) return st;
+  for (size_t i = 0; i < depth; i++) rates_out[i] = rule_rate(rule, rate, i, depth);
+  return DP_OK;
+}
+
+dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages, double *rates_out) {
+  if (bad_rate(rate)) return DP_ERR_BAD_PROBABILITY;
+  dp_extent de, re;
+  dp_status st = dp_check_array(depths, n_stages, sizeof(size_t), &de);
+  if (st != DP_OK) return st;
+  size_t total = 0;
+  for (size_t s = 0; s < n_stages; s++) {
+    if (depths[s] > SIZE_MAX - total) return DP_ERR_SIZE_OVERFLOW;
+    total += depths[s];
+  }
+  if ((st = dp_check_array(rates_out, total, sizeof(double), &re)) != DP_OK) return st;
+  if (dp_extents_overlap(de, re)) return DP_ERR_OVERLAP;
+  size_t k = 0;
+  for (size_t s = 0; s < n_stages; s++) {
+    const double r = rule_rate(DP_SCHEDULE_LINSPACE, rate, s, n_stages);
+    for (size_t i = 0; i < depths[s]; i++) rates_out[k++] = r;
+  }
+  return DP_OK;
+}

@@ -1,0 +1,101 @@
+/* Argument checks. Every public operation runs all of them before it writes
+ * a byte, which is what makes "on error, outputs are untouched" true. */
+#include <math.h>
+
+#include "internal.h"
+
+dp_status dp_check_params(const dp_params *params) {
+  if (!params) return DP_ERR_NULL_POINTER;
+  /* NaN fails both comparisons' complements, so test it explicitly. */
+  if (isnan(params->drop_prob) || params->drop_prob < 0.0 || params->drop_prob > 1.0)
+    return DP_ERR_BAD_PROBABILITY;
+  if (params->mode != DP_MODE_ROW && params->mode != DP_MODE_BATCH) return DP_ERR_BAD_MODE;
+  const uint32_t known = DP_FLAG_STREAM_NEVER | DP_FLAG_STREAM_ALWAYS;
+  if ((params->flags & ~known) != 0) return DP_ERR_BAD_FLAGS;
+  if ((params->flags & known) == known) return DP_ERR_BAD_FLAGS; /* contradictory */
+  if (params->num_threads < 0) return DP_ERR_BAD_ARGUMENT;
+  return DP_OK;
+}
+
+size_t dp_dtype_size(int dtype) {
+  switch (dtype) {
+    case DP_F32: return 4;
+    case DP_BF16:
+    case DP_F16: return 2;
+    default: return 0;
+  }
+}
+
+int dp_combo_of(int x_dtype, int f_dtype) {
+  if (x_dtype == DP_F32 && f_dtype == DP_F32) return DP_COMBO_F32;
+  if (x_dtype == DP_BF16 && f_dtype == DP_BF16) return DP_COMBO_BF16;
+  if (x_dtype == DP_F16 && f_dtype == DP_F16) return DP_COMBO_F16;
+  if (x_dtype == DP_F32 && f_dtype == DP_BF16) return DP_COMBO_F32_BF16;
+  if (x_dtype == DP_F32 && f_dtype == DP_F16) return DP_COMBO_F32_F16;
+  return -1;
+}
+
+/* a*b + c without wrapping; returns 0 on overflow. */
+static int mul_add(size_t a, size_t b, size_t c, size_t *out) {
+  if (b != 0 && a > (SIZE_MAX - c) / b) return 0;
+  *out = a * b + c;
+  return 1;
+}
+
+static dp_status extent_of(const void *p, size_t bytes, dp_extent *ext) {
+  const uintptr_t lo = (uintptr_t)p;
+  if (bytes > UINTPTR_MAX - lo) return DP_ERR_SIZE_OVERFLOW; /* wraps the address space */
+  ext->lo = (const unsigned char *)p;
+  ext->hi = (const unsigned char *)p + bytes;
+  return DP_OK;
+}
+
+dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *ext) {
+  ext->lo = ext->hi = NULL;
+  if (n == 0) return DP_OK;
+  if (!p) return DP_ERR_NULL_POINTER;
+  if (n > SIZE_MAX / elem_size) return DP_ERR_SIZE_OVERFLOW;
+  return extent_of(p, n * elem_size, ext);
+}
+
+dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
+  const size_t B = shape->batch, D = shape->dim, T = shape->seq ? shape->seq : 1;
+  ext->lo = ext->hi = NULL;
+  const size_t es = dp_dtype_size(t->dtype);
+  if (es == 0) return DP_ERR_BAD_DTYPE;
+  if (t->sample_stride < D) return DP_ERR_BAD_STRIDE;
+  if (T > 1 && t->seq_stride < D) return DP_ERR_BAD_STRIDE;
+  if (B == 0 || D == 0) return DP_OK;
+  if (!t->data) return DP_ERR_NULL_POINTER;
+
+  /* Last element index: (B-1)*ss + (T-1)*ts + D-1; the span is one more. */
+  size_t span, with_seq;
+  if (!mul_add(B - 1, t->sample_stride, D, &span)) return DP_ERR_SIZE_OVERFLOW;
+  if (T > 1) {
+    if (!mul_add(T - 1, t->seq_stride, span, &with_seq)) return DP_ERR_SIZE_OVERFLOW;
+    span = with_seq;
+    /* Rows must be distinct: one stride must step over the whole range of
+     * the other (sample-major or sequence-major nesting). */
+    if (B > 1) {
+      size_t sample_block, seq_block;
+      const int seq_outer_ok = mul_add(B - 1, t->sample_stride, D, &sample_block) &&
+                               t->seq_stride >= sample_block;
+      const int sample_outer_ok = mul_add(T - 1, t->seq_stride, D, &seq_block) &&
+                                  t->sample_stride >= seq_block;
+      if (!seq_outer_ok && !sample_outer_ok) return DP_ERR_BAD_STRIDE;
+    }
+  }
+  if (span > SIZE_MAX / es) return DP_ERR_SIZE_OVERFLOW;
+  return extent_of(t->data, span * es, ext);
+}
+
+int dp_extents_overlap(dp_extent a, dp_extent b) {
+  if (!a.lo || !b.lo || a.lo == a.hi || b.lo == b.hi) return 0;
+  return a.lo < b.hi && b.lo < a.hi;
+}
+
+int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, const dp_shape *shape) {
+  const size_t T = shape->seq ? shape->seq : 1;
+  return a->data == b->data && a->dtype == b->dtype && a->sample_stride == b->sample_stride &&
+         (T == 1 || a->seq_stride == b->seq_stride);
+}
