@@ -1,5 +1,6 @@
 /* Per-block drop rates under each framework's rule, so a C trainer can match
- * the schedule of the model it ports. */
+ * the schedule of the model it ports. Fractions are formed first so that
+ * rate * (i/n) never exceeds rate (rate*i/n can round above it). */
 #include <math.h>
 
 #include "internal.h"
@@ -11,9 +12,9 @@ static double rule_rate(dp_schedule rule, double rate, size_t i, size_t depth) {
     case DP_SCHEDULE_LINSPACE:
     case DP_SCHEDULE_RESNET:
       /* linspace(0, rate, 1) is [0]: a single block gets no drop. */
-      return depth > 1 ? rate * (double)i / (double)(depth - 1) : 0.0;
-    case DP_SCHEDULE_EFFICIENTNET: return rate * (double)i / (double)depth;
-    case DP_SCHEDULE_HUANG: return rate * (double)(i + 1) / (double)depth;
+      return depth > 1 ? rate * ((double)i / (double)(depth - 1)) : 0.0;
+    case DP_SCHEDULE_EFFICIENTNET: return rate * ((double)i / (double)depth);
+    case DP_SCHEDULE_HUANG: return rate * ((double)(i + 1) / (double)depth);
     case DP_SCHEDULE_CONSTANT: return rate;
   }
   return 0.0;
@@ -41,10 +42,8 @@ dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_st
   }
   if ((st = dp_check_array(rates_out, total, sizeof(double), &re)) != DP_OK) return st;
   if (dp_extents_overlap(de, re)) return DP_ERR_OVERLAP;
-  size_t k = 0;
-  for (size_t s = 0; s < n_stages; s++) {
-    const double r = rule_rate(DP_SCHEDULE_LINSPACE, rate, s, n_stages);
-    for (size_t i = 0; i < depths[s]; i++) rates_out[k++] = r;
-  }
+  /* timm's calculate_drop_path_rates(stagewise=True): one ramp over all
+   * blocks, split by stage (not a constant rate per stage). */
+  for (size_t k = 0; k < total; k++) rates_out[k] = rule_rate(DP_SCHEDULE_LINSPACE, rate, k, total);
   return DP_OK;
 }

@@ -19,7 +19,7 @@
  * Mask specification (reproducible in any language):
  *   Philox4x32-10 (Salmon et al., Random123), key = (seed_lo, seed_hi),
  *   counter = (g_lo, g_hi, offset_lo, offset_hi), with g = sample_base + b in
- *   row mode and g = 2^64-1 in batch mode.  From the first output word w0,
+ *   row mode (mod 2^64) and g = 2^64-1 in batch mode.  From the first output word w0,
  *   u = (w0 >> 8) * 2^-24 and the sample is kept iff u < keep.
  *
  * Every function validates all arguments before touching memory: on any error
@@ -213,8 +213,9 @@ DP_API dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_ou
 DP_API dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out);
 
 /**
- * timm's stage-wise schedule: one rate per stage, linspace(0, rate, n_stages),
- * repeated over the stage's blocks; rates_out holds sum(depths) entries.
+ * timm's calculate_drop_path_rates(rate, depths, stagewise=True):
+ * linspace(0, rate, sum(depths)) over all blocks, grouped by stage;
+ * rates_out holds sum(depths) entries.
  */
 DP_API dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages,
                                          double *rates_out);
