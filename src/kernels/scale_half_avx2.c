@@ -1,0 +1,46 @@
+/* AVX2 drop_path of a kept row with bf16/f16 storage: out = s*x (see half.h), 8 lanes. */
+#include "half_avx2.h"
+#include "kernels.h"
+
+#define W DP_HW
+
+/* Each vector is loaded before it is stored: out may be x. */
+DP_X86_INLINE void scale_vec(void *out, const void *x, size_t i, __m256 vs, int t, int nt) {
+  h256_store(out, i, _mm256_mul_ps(vs, h256_load(x, i, t)), t, nt);
+}
+
+DP_X86_INLINE size_t scale_body(void *out, const void *x, size_t i, size_t n, __m256 vs, int t, int nt) {
+  for (; n - i >= 4 * W; i += 4 * W) {
+    scale_vec(out, x, i, vs, t, nt);
+    scale_vec(out, x, i + W, vs, t, nt);
+    scale_vec(out, x, i + 2 * W, vs, t, nt);
+    scale_vec(out, x, i + 3 * W, vs, t, nt);
+  }
+  for (; n - i >= W; i += W) scale_vec(out, x, i, vs, t, nt);
+  return i;
+}
+
+DP_X86_INLINE void scale_run(void *out, const void *x, float s, size_t n, int stream, int t, dp_scale_fn part) {
+  const __m256 vs = _mm256_set1_ps(s);
+  size_t i = 0;
+  /* Peel to a 32-byte boundary of out: misaligned stores split cache lines. */
+  if (n >= 4 * W) {
+    i = dp_elem_head(out, 2, 32);
+    if (i) part(out, x, s, i, 0);
+  }
+  const int nt = stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned((const char *)out + 2 * i, 32);
+  if (nt)
+    i = scale_body(out, x, i, n, vs, t, 1);
+  else
+    i = scale_body(out, x, i, n, vs, t, 0);
+  if (i < n) part((char *)out + 2 * i, (const char *)x + 2 * i, s, n - i, 0);
+  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
+}
+
+void dp_scale_bf16__avx2(void *out, const void *x, float s, size_t n, int stream) {
+  scale_run(out, x, s, n, stream, DP_T_BF16, dp_scale_bf16__scalar);
+}
+
+void dp_scale_f16__avx2(void *out, const void *x, float s, size_t n, int stream) {
+  scale_run(out, x, s, n, stream, DP_T_F16, dp_scale_f16__scalar);
+}
