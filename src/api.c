@@ -94,6 +94,7 @@ static void run_range(const dp_job *j, size_t lo, size_t hi) {
   size_t memo_b = SIZE_MAX;
   float memo_s = 0.0f;
   for (size_t i = lo; i < hi; i++) run_item(j, i, &memo_b, &memo_s);
+  if (j->stream || (j->bwd_mode & DP_KBWD_STREAM)) dp_stream_fence();
 }
 
 /* Minimum elements per work item when rows are split across threads: large

@@ -63,5 +63,8 @@ int dp_plan_threads(const dp_params *params, size_t bytes, size_t items);
 size_t dp_llc_bytes(void);
 /* Whether a call writing out_bytes should use non-temporal stores. */
 int dp_plan_stream(const dp_params *params, size_t out_bytes);
+/* Store fence after a thread's share of non-temporal stores (x86 sfence;
+ * no-op elsewhere). Kernels never fence themselves. */
+void dp_stream_fence(void);
 
 #endif

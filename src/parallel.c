@@ -9,6 +9,9 @@
 #if DP_HAVE_OPENMP
 #include <omp.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <emmintrin.h>
+#endif
 
 /* Below this many bytes of traffic a call runs on the calling thread: an
  * OpenMP fork/join costs a few microseconds, more than the work itself. */
@@ -90,4 +93,12 @@ int dp_plan_stream(const dp_params *params, size_t out_bytes) {
   /* Streaming stores skip the read-for-ownership of each output line but
    * leave the result out of cache: worth it only when it would not fit. */
   return out_bytes > dp_llc_bytes();
+}
+
+void dp_stream_fence(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  /* Non-temporal stores are weakly ordered: drain them before another thread
+   * (or the caller, after the parallel region's barrier) reads the output. */
+  _mm_sfence();
+#endif
 }
