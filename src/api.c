@@ -164,8 +164,11 @@ static void choose_order(dp_job *j, const dp_tensor *out) {
 static float *prepare_scales(dp_job *j, float *dst, float *stack_buf, float **heap) {
   *heap = NULL;
   float *s = dst;
+  /* No data to scale and no caller buffer: nothing to draw. (B is unchecked
+   * when D == 0, so it must not size an allocation here.) */
+  if (!s && j->D == 0) return NULL;
   if (!s && j->B <= DP_STACK_SCALES) s = stack_buf;
-  if (!s) s = *heap = (float *)malloc(j->B * sizeof(float));
+  if (!s && j->B <= SIZE_MAX / sizeof(float)) s = *heap = (float *)malloc(j->B * sizeof(float));
   if (s) dp_mask_fill_scales(&j->mask, 0, j->B, s);
   return s;
 }

@@ -87,6 +87,7 @@ dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, floa
     for (int j = i + 1; j < 4; j++)
       if (dp_extents_overlap(ext[i], ext[j])) return DP_ERR_OVERLAP;
 
+  if (!keep_out && !scales_out && !kept_count && !kept_indices) return DP_OK; /* nothing asked */
   dp_mask_ctx ctx;
   dp_mask_ctx_init(&ctx, params);
   size_t kept = 0;
