@@ -191,13 +191,11 @@ static void store(const dp_tensor *t, size_t b, size_t r, size_t d, float v) {
   }
 }
 
-/* Arithmetic results.  Kernels of calls involving bf16/f16 store every NaN
- * result as the canonical quiet NaN (src/kernels/half.h), because which NaN
- * an add returns differs between x86 and Arm and with operand order; the
- * pure-f32 kernels keep whatever NaN the hardware made.  `canonical` selects
- * the first behaviour. */
-static void store_result(const dp_tensor *t, size_t b, size_t r, size_t d, float v, int canonical) {
-  if (!canonical || !isnan(v)) {
+/* Arithmetic results.  The kernels store every NaN result as the canonical
+ * quiet NaN of its dtype (src/kernels/canon.h, half.h), because which NaN an
+ * add returns differs between x86 and Arm and with operand order. */
+static void store_result(const dp_tensor *t, size_t b, size_t r, size_t d, float v) {
+  if (!isnan(v)) {
     store(t, b, r, d, v);
     return;
   }
@@ -207,8 +205,6 @@ static void store_result(const dp_tensor *t, size_t b, size_t r, size_t d, float
   if (t->dtype == DP_F32) memcpy(p, &q32, 4);
   else memcpy(p, &q16, 2);
 }
-
-static int has_half(int a, int b) { return a != DP_F32 || b != DP_F32; }
 
 /* Copies are bit copies: a dropped sample's residual passes through unchanged. */
 static void copy_elem(const dp_tensor *dst, const dp_tensor *src, size_t b, size_t r, size_t d) {
@@ -224,13 +220,12 @@ static void zero_elem(const dp_tensor *t, size_t b, size_t r, size_t d) {
 /* out = x + (s*f) where s != 0, else out = x; f is read only for kept samples. */
 static void residual_add(dp_shape shape, const dp_tensor *out, const dp_tensor *x, const dp_tensor *f,
                          size_t b, float s) {
-  const int canonical = has_half(x->dtype, f->dtype);
   for (size_t r = 0; r < rows_of(shape); r++) {
     for (size_t d = 0; d < shape.dim; d++) {
       if (s != 0.0f) {
         const float xv = load(x, b, r, d);
         const float sf = s * load(f, b, r, d);
-        store_result(out, b, r, d, xv + sf, canonical);
+        store_result(out, b, r, d, xv + sf);
       } else {
         copy_elem(out, x, b, r, d);
       }
@@ -260,7 +255,7 @@ void ref_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_te
     if (scales_out) scales_out[b] = s;
     for (size_t r = 0; r < rows_of(shape); r++) {
       for (size_t d = 0; d < shape.dim; d++) {
-        if (s != 0.0f) store_result(&out, b, r, d, s * load(&x, b, r, d), has_half(x.dtype, x.dtype));
+        if (s != 0.0f) store_result(&out, b, r, d, s * load(&x, b, r, d));
         else zero_elem(&out, b, r, d);
       }
     }
@@ -271,24 +266,19 @@ void ref_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_
                   dp_tensor grad_out, const float *scales, uint32_t flags) {
   const int acc_f = (flags & DP_BWD_ACCUMULATE_GRAD_F) != 0;
   const int acc_x = (flags & DP_BWD_ACCUMULATE_GRAD_X) != 0;
-  /* Kept rows run the (grad_out, grad_f) kernel; a dropped row's
-   * grad_x += grad_out runs the (grad_out, grad_out) one. */
-  const int canon_kept = has_half(grad_out.dtype, grad_f.dtype);
-  const int canon_dropped = has_half(grad_out.dtype, grad_out.dtype);
   for (size_t b = 0; b < shape.batch; b++) {
     const float s = scales ? scales[b] : ref_sample_scale(params, b);
-    const int canonical = s != 0.0f ? canon_kept : canon_dropped;
     for (size_t r = 0; r < rows_of(shape); r++) {
       for (size_t d = 0; d < shape.dim; d++) {
         const float g = load(&grad_out, b, r, d);
         /* grad_x before grad_f: grad_f may be grad_out itself. */
         if (grad_x.data) {
-          if (acc_x) store_result(&grad_x, b, r, d, load(&grad_x, b, r, d) + g, canonical);
+          if (acc_x) store_result(&grad_x, b, r, d, load(&grad_x, b, r, d) + g);
           else copy_elem(&grad_x, &grad_out, b, r, d);
         }
         if (s != 0.0f) {
           const float sg = s * g;
-          store_result(&grad_f, b, r, d, acc_f ? load(&grad_f, b, r, d) + sg : sg, canon_kept);
+          store_result(&grad_f, b, r, d, acc_f ? load(&grad_f, b, r, d) + sg : sg);
         } else if (!acc_f) {
           zero_elem(&grad_f, b, r, d);
         }

@@ -9,8 +9,8 @@
  * computed as x + (s*f) with two roundings, and stored back in the tensor's
  * dtype (round to nearest even); rows that are only copied (dropped samples,
  * grad_x = grad_out) are copied bit for bit.  NaN results follow the
- * library's kernels: canonical quiet NaN in calls involving bf16/f16, the
- * hardware's NaN in pure-f32 calls (see store_result in reference.c).
+ * library's kernels: always the canonical quiet NaN of the dtype (see
+ * store_result in reference.c).
  */
 #ifndef DP_TEST_REFERENCE_H
 #define DP_TEST_REFERENCE_H

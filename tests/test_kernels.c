@@ -635,14 +635,22 @@ static const dp_kernel_info *find_kernel(int fam, dp_combo combo, dp_isa isa) {
 
 /* The contract written out for f32, to hold the scalar kernels to it (other
  * combos round through conversions the scalar kernels define). Each element
- * is read before it is written, so in-place calls work. */
+ * is read before it is written, so in-place calls work.  A NaN sum or
+ * product is stored as the canonical quiet NaN; the copy gx = g is not. */
+static float canon_f32(float v) {
+  const uint32_t q = 0x7FC00000u;
+  if (v == v) return v;
+  memcpy(&v, &q, sizeof v);
+  return v;
+}
+
 static void formula_fwd_f32(void *out_, const void *x_, const void *f_, float s, size_t n, int stream) {
   float *out = (float *)out_;
   const float *x = (const float *)x_, *f = (const float *)f_;
   (void)stream;
   for (size_t i = 0; i < n; i++) {
     const float sf = s * f[i];
-    out[i] = x[i] + sf;
+    out[i] = canon_f32(x[i] + sf);
   }
 }
 
@@ -650,7 +658,7 @@ static void formula_scale_f32(void *out_, const void *x_, float s, size_t n, int
   float *out = (float *)out_;
   const float *x = (const float *)x_;
   (void)stream;
-  for (size_t i = 0; i < n; i++) out[i] = s * x[i];
+  for (size_t i = 0; i < n; i++) out[i] = canon_f32(s * x[i]);
 }
 
 static void formula_bwd_f32(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
@@ -658,8 +666,8 @@ static void formula_bwd_f32(void *gf_, void *gx_, const void *g_, float s, size_
   const float *g = (const float *)g_;
   for (size_t i = 0; i < n; i++) {
     const float gi = g[i], sg = s * gi;
-    gf[i] = (mode & DP_KBWD_ACC_F) ? gf[i] + sg : sg;
-    if (gx) gx[i] = (mode & DP_KBWD_ACC_X) ? gx[i] + gi : gi;
+    gf[i] = canon_f32((mode & DP_KBWD_ACC_F) ? gf[i] + sg : sg);
+    if (gx) gx[i] = (mode & DP_KBWD_ACC_X) ? canon_f32(gx[i] + gi) : gi;
   }
 }
 

@@ -34,8 +34,11 @@ size_t tu_range(tu_rng *r, size_t lo, size_t hi) {
 float tu_float(tu_rng *r) { return (float)((double)(tu_next(r) >> 40) * 0x1p-23 - 1.0); }
 
 void tu_fill_floats(tu_rng *r, float *p, size_t n, int specials) {
+  /* Signed zeros, infinities, NaNs with other payloads and signs (quiet and
+   * signalling), subnormals, FLT_MAX: the cases where ISAs could differ. */
   static const uint32_t special_bits[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
-                                          0x7fc00000u, 0x00000001u, 0x807fffffu, 0x7f7fffffu};
+                                          0x7fc00000u, 0xffc00000u, 0x7fc12345u, 0x7f800001u,
+                                          0x00000001u, 0x807fffffu, 0x7f7fffffu};
   for (size_t i = 0; i < n; i++) {
     if (specials && (tu_next(r) & 63) == 0) {
       uint32_t bits = special_bits[tu_next(r) % (sizeof special_bits / sizeof special_bits[0])];

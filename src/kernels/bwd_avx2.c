@@ -1,6 +1,7 @@
 /* AVX2 backward of a kept row (see dp_bwd_fn), 8 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
@@ -27,8 +28,8 @@ DP_X86_INLINE void put(float *p, __m256 v, int kind) {
 DP_X86_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, __m256 vs, int fk, int xk) {
   const __m256 gv = _mm256_loadu_ps(g + i);
   const __m256 sg = _mm256_mul_ps(vs, gv);
-  put(gf + i, fk == K_ACC ? _mm256_add_ps(_mm256_loadu_ps(gf + i), sg) : sg, fk);
-  if (xk != K_NONE) put(gx + i, xk == K_ACC ? _mm256_add_ps(_mm256_loadu_ps(gx + i), gv) : gv, xk);
+  put(gf + i, dp_canon_m256(fk == K_ACC ? _mm256_add_ps(_mm256_loadu_ps(gf + i), sg) : sg), fk);
+  if (xk != K_NONE) put(gx + i, xk == K_ACC ? dp_canon_m256(_mm256_add_ps(_mm256_loadu_ps(gx + i), gv)) : gv, xk);
 }
 
 /* Whole vectors of [i, n); returns where they end. */
@@ -68,9 +69,9 @@ static void bwd_part(float *gf, float *gx, const float *g, size_t i, size_t k, _
   const __m256 gv = _mm256_maskload_ps(g + i, m);
   __m256 sg = _mm256_mul_ps(vs, gv);
   if (fk == K_ACC) sg = _mm256_add_ps(_mm256_maskload_ps(gf + i, m), sg);
-  _mm256_maskstore_ps(gf + i, m, sg);
+  _mm256_maskstore_ps(gf + i, m, dp_canon_m256(sg));
   if (xk == K_NONE) return;
-  _mm256_maskstore_ps(gx + i, m, xk == K_ACC ? _mm256_add_ps(_mm256_maskload_ps(gx + i, m), gv) : gv);
+  _mm256_maskstore_ps(gx + i, m, xk == K_ACC ? dp_canon_m256(_mm256_add_ps(_mm256_maskload_ps(gx + i, m), gv)) : gv);
 }
 
 void dp_bwd_f32__avx2(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
@@ -92,5 +93,4 @@ void dp_bwd_f32__avx2(void *gf_, void *gx_, const void *g_, float s, size_t n, u
   if (want_nt && xk == K_SET && dp_is_aligned(gx + i, 32)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, vs, fk, xk);
-  if (fk == K_NT || xk == K_NT) _mm_sfence(); /* order the weakly-ordered stores before anyone reads them */
 }

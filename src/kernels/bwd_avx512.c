@@ -1,6 +1,7 @@
 /* AVX-512 backward of a kept row (see dp_bwd_fn), 16 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
@@ -22,8 +23,8 @@ DP_X86_INLINE void put(float *p, __m512 v, int kind) {
 DP_X86_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, __m512 vs, int fk, int xk) {
   const __m512 gv = _mm512_loadu_ps(g + i);
   const __m512 sg = _mm512_mul_ps(vs, gv);
-  put(gf + i, fk == K_ACC ? _mm512_add_ps(_mm512_loadu_ps(gf + i), sg) : sg, fk);
-  if (xk != K_NONE) put(gx + i, xk == K_ACC ? _mm512_add_ps(_mm512_loadu_ps(gx + i), gv) : gv, xk);
+  put(gf + i, dp_canon_m512(fk == K_ACC ? _mm512_add_ps(_mm512_loadu_ps(gf + i), sg) : sg), fk);
+  if (xk != K_NONE) put(gx + i, xk == K_ACC ? dp_canon_m512(_mm512_add_ps(_mm512_loadu_ps(gx + i), gv)) : gv, xk);
 }
 
 /* Whole vectors of [i, n); returns where they end. */
@@ -63,9 +64,9 @@ static void bwd_part(float *gf, float *gx, const float *g, size_t i, size_t k, _
   const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
   __m512 sg = _mm512_mul_ps(vs, gv);
   if (fk == K_ACC) sg = _mm512_add_ps(_mm512_maskz_loadu_ps(m, gf + i), sg);
-  _mm512_mask_storeu_ps(gf + i, m, sg);
+  _mm512_mask_storeu_ps(gf + i, m, dp_canon_m512(sg));
   if (xk == K_NONE) return;
-  _mm512_mask_storeu_ps(gx + i, m, xk == K_ACC ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, gx + i), gv) : gv);
+  _mm512_mask_storeu_ps(gx + i, m, xk == K_ACC ? dp_canon_m512(_mm512_add_ps(_mm512_maskz_loadu_ps(m, gx + i), gv)) : gv);
 }
 
 void dp_bwd_f32__avx512(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
@@ -87,5 +88,4 @@ void dp_bwd_f32__avx512(void *gf_, void *gx_, const void *g_, float s, size_t n,
   if (want_nt && xk == K_SET && dp_is_aligned(gx + i, 64)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, vs, fk, xk);
-  if (fk == K_NT || xk == K_NT) _mm_sfence(); /* order the weakly-ordered stores before anyone reads them */
 }

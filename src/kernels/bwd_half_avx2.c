@@ -99,7 +99,6 @@ DP_X86_INLINE void bwd_run(void *gf, void *gx, const void *g, float s, size_t n,
   if (want_nt && xk == K_SET && dp_is_aligned((char *)gx + i * xs, 32)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, tx, tf, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, s, mode, tx, tf, part);
-  if (fk == K_NT || xk == K_NT) _mm_sfence(); /* order the weakly-ordered stores before anyone reads them */
 }
 
 void dp_bwd_bf16__avx2(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {

@@ -113,7 +113,6 @@ DP_X86_INLINE void bwd_run(void *gf, void *gx, const void *g, float s, size_t n,
   if (want_nt && xk == K_SET && dp_is_aligned((char *)gx + i * xs, 64)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, tx, tf, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, vs, tx, tf, fk, xk);
-  if (fk == K_NT || xk == K_NT) _mm_sfence(); /* order the weakly-ordered stores before anyone reads them */
 }
 
 void dp_bwd_bf16__avx512(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {

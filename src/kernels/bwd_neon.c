@@ -1,12 +1,15 @@
 /*
  * NEON backward of a kept row (see dp_bwd_fn): gf = (gf +) s*g, gx = (gx +) g.
  * Separate multiply and add, as in the scalar kernel (no vmlaq_f32: it may be
- * fused).  The mode is resolved once: bwd_run is force-inlined into one call
- * per mode with constant flags, so each inner loop is branch-free.
+ * fused); NaN sums and products are stored canonical (canon.h), the copy
+ * gx = g keeps its bits.  The mode is resolved once: bwd_run is force-inlined
+ * into one call per mode with constant flags, so each inner loop is
+ * branch-free.
  * DP_KBWD_STREAM is ignored (no useful non-temporal store on AArch64).
  */
 #include <arm_neon.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 
 #if defined(__GNUC__)
@@ -22,9 +25,9 @@ enum { GX_NONE, GX_COPY, GX_ACC };
 DP_FORCE_INLINE void bwd_step(float *gf, float *gx, size_t i, float32x4_t g, float32x4_t vs, int acc_f, int gx_mode) {
   float32x4_t sg = vmulq_f32(vs, g);
   if (acc_f) sg = vaddq_f32(vld1q_f32(gf + i), sg);
-  vst1q_f32(gf + i, sg);
+  vst1q_f32(gf + i, dp_canon_f32x4(sg));
   if (gx_mode == GX_COPY) vst1q_f32(gx + i, g);
-  if (gx_mode == GX_ACC) vst1q_f32(gx + i, vaddq_f32(vld1q_f32(gx + i), g));
+  if (gx_mode == GX_ACC) vst1q_f32(gx + i, dp_canon_f32x4(vaddq_f32(vld1q_f32(gx + i), g)));
 }
 
 DP_FORCE_INLINE void bwd_run(float *gf, float *gx, const float *g, float s, size_t n, int acc_f, int gx_mode) {
@@ -43,9 +46,9 @@ DP_FORCE_INLINE void bwd_run(float *gf, float *gx, const float *g, float s, size
   for (; i < n; i++) {
     const float gi = g[i];
     const float sg = s * gi;
-    gf[i] = acc_f ? gf[i] + sg : sg;
+    gf[i] = dp_f32_canon(acc_f ? gf[i] + sg : sg);
     if (gx_mode == GX_COPY) gx[i] = gi;
-    if (gx_mode == GX_ACC) gx[i] = gx[i] + gi;
+    if (gx_mode == GX_ACC) gx[i] = dp_f32_canon(gx[i] + gi);
   }
 }
 

@@ -1,4 +1,6 @@
-/* Scalar reference for the backward of a kept row (see dp_bwd_fn). */
+/* Scalar reference for the backward of a kept row (see dp_bwd_fn): arithmetic
+ * results NaN canonical (canon.h), the copy gx = g bit for bit. */
+#include "canon.h"
 #include "kernels.h"
 
 void dp_bwd_f32__scalar(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
@@ -11,7 +13,7 @@ void dp_bwd_f32__scalar(void *gf_, void *gx_, const void *g_, float s, size_t n,
     /* Read g before writing gf: gf may be g. */
     const float gi = g[i];
     const float sg = s * gi;
-    gf[i] = acc_f ? gf[i] + sg : sg;
-    if (gx) gx[i] = acc_x ? gx[i] + gi : gi;
+    gf[i] = dp_f32_canon(acc_f ? gf[i] + sg : sg);
+    if (gx) gx[i] = acc_x ? dp_f32_canon(gx[i] + gi) : gi;
   }
 }

@@ -1,6 +1,7 @@
 /* SSE2 backward of a kept row (see dp_bwd_fn), 4 lanes; the scalar kernel does head and tail. */
 #include <emmintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
@@ -22,8 +23,8 @@ DP_X86_INLINE void put(float *p, __m128 v, int kind) {
 DP_X86_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, __m128 vs, int fk, int xk) {
   const __m128 gv = _mm_loadu_ps(g + i);
   const __m128 sg = _mm_mul_ps(vs, gv);
-  put(gf + i, fk == K_ACC ? _mm_add_ps(_mm_loadu_ps(gf + i), sg) : sg, fk);
-  if (xk != K_NONE) put(gx + i, xk == K_ACC ? _mm_add_ps(_mm_loadu_ps(gx + i), gv) : gv, xk);
+  put(gf + i, dp_canon_m128(fk == K_ACC ? _mm_add_ps(_mm_loadu_ps(gf + i), sg) : sg), fk);
+  if (xk != K_NONE) put(gx + i, xk == K_ACC ? dp_canon_m128(_mm_add_ps(_mm_loadu_ps(gx + i), gv)) : gv, xk);
 }
 
 /* Whole vectors of [i, n); returns where they end. */
@@ -80,5 +81,4 @@ void dp_bwd_f32__sse2(void *gf_, void *gx_, const void *g_, float s, size_t n, u
   if (want_nt && xk == K_SET && dp_is_aligned(gx + i, 16)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, s, mode);
-  if (fk == K_NT || xk == K_NT) _mm_sfence(); /* order the weakly-ordered stores before anyone reads them */
 }

@@ -1,6 +1,7 @@
 /* AVX2 fused forward: out = x + (s*f), 8 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
@@ -12,7 +13,7 @@ static __m256i part_mask(size_t k) {
 }
 
 DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, __m256 vs, int nt) {
-  const __m256 r = _mm256_add_ps(_mm256_loadu_ps(x), _mm256_mul_ps(vs, _mm256_loadu_ps(f)));
+  const __m256 r = dp_canon_m256(_mm256_add_ps(_mm256_loadu_ps(x), _mm256_mul_ps(vs, _mm256_loadu_ps(f))));
   if (nt)
     _mm256_stream_ps(out, r);
   else
@@ -23,7 +24,7 @@ DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, __m256 vs
 static void fwd_part(float *out, const float *x, const float *f, __m256 vs, size_t k) {
   const __m256i m = part_mask(k);
   const __m256 r = _mm256_add_ps(_mm256_maskload_ps(x, m), _mm256_mul_ps(vs, _mm256_maskload_ps(f, m)));
-  _mm256_maskstore_ps(out, m, r);
+  _mm256_maskstore_ps(out, m, dp_canon_m256(r));
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x or f). */
@@ -56,5 +57,4 @@ void dp_fwd_f32__avx2(void *out_, const void *x_, const void *f_, float s, size_
   else
     i += fwd_body(out + i, x + i, f + i, vs, n - i, 0);
   if (i < n) fwd_part(out + i, x + i, f + i, vs, n - i);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

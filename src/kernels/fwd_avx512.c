@@ -1,13 +1,14 @@
 /* AVX-512 fused forward: out = x + (s*f), 16 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
 #define W 16
 
 DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, __m512 vs, int nt) {
-  const __m512 r = _mm512_add_ps(_mm512_loadu_ps(x), _mm512_mul_ps(vs, _mm512_loadu_ps(f)));
+  const __m512 r = dp_canon_m512(_mm512_add_ps(_mm512_loadu_ps(x), _mm512_mul_ps(vs, _mm512_loadu_ps(f))));
   if (nt)
     _mm512_stream_ps(out, r);
   else
@@ -18,7 +19,7 @@ DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, __m512 vs
 static void fwd_part(float *out, const float *x, const float *f, __m512 vs, size_t k) {
   const __mmask16 m = (__mmask16)((1u << k) - 1u);
   const __m512 r = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x), _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, f)));
-  _mm512_mask_storeu_ps(out, m, r);
+  _mm512_mask_storeu_ps(out, m, dp_canon_m512(r));
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x or f). */
@@ -51,5 +52,4 @@ void dp_fwd_f32__avx512(void *out_, const void *x_, const void *f_, float s, siz
   else
     i += fwd_body(out + i, x + i, f + i, vs, n - i, 0);
   if (i < n) fwd_part(out + i, x + i, f + i, vs, n - i);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

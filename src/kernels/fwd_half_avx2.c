@@ -38,7 +38,6 @@ DP_X86_INLINE void fwd_run(void *out, const void *x, const void *f, float s, siz
   else
     i = fwd_body(out, x, f, i, n, vs, tx, tf, 0);
   if (i < n) part((char *)out + i * xs, (const char *)x + i * xs, (const char *)f + i * fs, s, n - i, 0);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }
 
 void dp_fwd_bf16__avx2(void *out, const void *x, const void *f, float s, size_t n, int stream) {

@@ -44,7 +44,6 @@ DP_X86_INLINE void fwd_run(void *out, const void *x, const void *f, float s, siz
   else
     i = fwd_body(out, x, f, i, n, vs, tx, tf, 0);
   if (i < n) fwd_part(out, x, f, i, n - i, vs, tx, tf);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }
 
 void dp_fwd_bf16__avx512(void *out, const void *x, const void *f, float s, size_t n, int stream) {

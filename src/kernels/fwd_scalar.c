@@ -1,4 +1,5 @@
-/* Scalar reference for the fused forward: out = x + (s*f), two roundings. */
+/* Scalar reference for the fused forward: out = x + (s*f), two roundings, NaN canonical (canon.h). */
+#include "canon.h"
 #include "kernels.h"
 
 void dp_fwd_f32__scalar(void *out_, const void *x_, const void *f_, float s, size_t n, int stream) {
@@ -8,6 +9,6 @@ void dp_fwd_f32__scalar(void *out_, const void *x_, const void *f_, float s, siz
   (void)stream; /* portable C has no non-temporal store */
   for (size_t i = 0; i < n; i++) {
     const float sf = s * f[i];
-    out[i] = x[i] + sf;
+    out[i] = dp_f32_canon(x[i] + sf);
   }
 }

@@ -1,13 +1,14 @@
 /* SSE2 fused forward: out = x + (s*f), 4 lanes; the scalar kernel does head and tail. */
 #include <emmintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
 #define W 4
 
 DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, __m128 vs, int nt) {
-  const __m128 r = _mm_add_ps(_mm_loadu_ps(x), _mm_mul_ps(vs, _mm_loadu_ps(f)));
+  const __m128 r = dp_canon_m128(_mm_add_ps(_mm_loadu_ps(x), _mm_mul_ps(vs, _mm_loadu_ps(f))));
   if (nt)
     _mm_stream_ps(out, r);
   else
@@ -44,5 +45,4 @@ void dp_fwd_f32__sse2(void *out_, const void *x_, const void *f_, float s, size_
   else
     i += fwd_body(out + i, x + i, f + i, vs, n - i, 0);
   if (i < n) dp_fwd_f32__scalar(out + i, x + i, f + i, s, n - i, 0);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

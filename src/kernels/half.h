@@ -11,12 +11,11 @@
  * to infinity.  dp_f32_to_bf16/f16 keep a NaN's sign and the top of its
  * payload and make it quiet (as VCVTPS2PH and VCVTNEPS2BF16 do).
  *
- * A kernel stores an arithmetic result through dp_*_result instead: the same
- * rounding, but every NaN becomes the canonical quiet NaN (positive, payload
- * only the quiet bit).  Which NaN an add returns when both operands are NaN,
- * and the sign of the NaN made by inf - inf, differ between x86 and Arm and
- * with the operand order a compiler happens to pick; only a canonical NaN is
- * the same everywhere.  Copies (grad_x = grad_out) keep their bits.
+ * A kernel stores an arithmetic result through dp_bf16_result/dp_f16_result
+ * instead (dp_f32_canon for f32, see canon.h): the same rounding, but every
+ * NaN becomes the canonical quiet NaN (positive, payload only the quiet bit),
+ * the only NaN that is the same bits on every ISA.  Copies (grad_x =
+ * grad_out) keep their bits.
  */
 #ifndef DP_HALF_H
 #define DP_HALF_H
@@ -25,9 +24,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "canon.h"
+
 #define DP_BF16_QNAN 0x7FC0u
 #define DP_F16_QNAN 0x7E00u
-#define DP_F32_QNAN 0x7FC00000u
 
 /* Element types of kernel operands. */
 enum { DP_T_F32, DP_T_BF16, DP_T_F16 };
@@ -105,7 +105,6 @@ static inline int dp_f32_isnan(float v) { return (dp_f32_bits(v) & 0x7FFFFFFFu) 
 
 static inline uint16_t dp_bf16_result(float v) { return dp_f32_isnan(v) ? DP_BF16_QNAN : dp_f32_to_bf16(v); }
 static inline uint16_t dp_f16_result(float v) { return dp_f32_isnan(v) ? DP_F16_QNAN : dp_f32_to_f16(v); }
-static inline float dp_f32_result(float v) { return dp_f32_isnan(v) ? dp_f32_from_bits(DP_F32_QNAN) : v; }
 
 /* Element i of an array of type t, widened.  memcpy because the API does not
  * promise element-aligned data. */
@@ -123,7 +122,7 @@ static inline float dp_load_elem(const void *p, size_t i, int t) {
 /* Store an arithmetic result as element i of an array of type t. */
 static inline void dp_store_result(void *p, size_t i, float v, int t) {
   if (t == DP_T_F32) {
-    const float r = dp_f32_result(v);
+    const float r = dp_f32_canon(v);
     memcpy((char *)p + 4 * i, &r, sizeof r);
   } else {
     const uint16_t h = t == DP_T_BF16 ? dp_bf16_result(v) : dp_f16_result(v);

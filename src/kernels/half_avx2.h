@@ -9,6 +9,7 @@
 
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "half.h"
 #include "x86_stream.h"
 
@@ -22,14 +23,9 @@ DP_X86_INLINE __m256 h256_widen(__m128i h, int t) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-DP_X86_INLINE __m256 h256_canon(__m256 v) {
-  const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-  return _mm256_blendv_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)DP_F32_QNAN)), nan);
-}
-
 /* Rounded storage bits of 8 results (canonical NaN). */
 DP_X86_INLINE __m128i h256_narrow(__m256 v, int t) {
-  if (t == DP_T_F16) return _mm256_cvtps_ph(h256_canon(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if (t == DP_T_F16) return _mm256_cvtps_ph(dp_canon_m256(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256i u = _mm256_castps_si256(v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
   __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), lsb), 16);
@@ -49,9 +45,9 @@ DP_X86_INLINE void h256_store(void *p, size_t i, __m256 v, int t, int nt) {
   void *q = h256_at_w(p, i, t);
   if (t == DP_T_F32) {
     if (nt)
-      _mm256_stream_ps((float *)q, h256_canon(v));
+      _mm256_stream_ps((float *)q, dp_canon_m256(v));
     else
-      _mm256_storeu_ps(q, h256_canon(v));
+      _mm256_storeu_ps(q, dp_canon_m256(v));
     return;
   }
   if (nt)

@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "half.h"
 #include "x86_stream.h"
 
@@ -23,14 +24,9 @@ DP_X86_INLINE __m512 h512_widen(__m256i h, int t) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-DP_X86_INLINE __m512 h512_canon(__m512 v) {
-  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  return _mm512_mask_mov_ps(v, nan, _mm512_castsi512_ps(_mm512_set1_epi32((int)DP_F32_QNAN)));
-}
-
 /* Rounded storage bits of 16 results (canonical NaN). */
 DP_X86_INLINE __m256i h512_narrow(__m512 v, int t) {
-  if (t == DP_T_F16) return _mm512_cvtps_ph(h512_canon(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if (t == DP_T_F16) return _mm512_cvtps_ph(dp_canon_m512(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512i u = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb);
@@ -57,9 +53,9 @@ DP_X86_INLINE void h512_store(void *p, size_t i, __m512 v, int t, int nt) {
   void *q = h512_at_w(p, i, t);
   if (t == DP_T_F32) {
     if (nt)
-      _mm512_stream_ps((float *)q, h512_canon(v));
+      _mm512_stream_ps((float *)q, dp_canon_m512(v));
     else
-      _mm512_storeu_ps(q, h512_canon(v));
+      _mm512_storeu_ps(q, dp_canon_m512(v));
     return;
   }
   if (nt)
@@ -71,7 +67,7 @@ DP_X86_INLINE void h512_store(void *p, size_t i, __m512 v, int t, int nt) {
 DP_X86_INLINE void h512_store_part(void *p, size_t i, __mmask16 m, __m512 v, int t) {
   void *q = h512_at_w(p, i, t);
   if (t == DP_T_F32)
-    _mm512_mask_storeu_ps(q, m, h512_canon(v));
+    _mm512_mask_storeu_ps(q, m, dp_canon_m512(v));
   else
     _mm256_mask_storeu_epi16(q, m, h512_narrow(v, t));
 }

@@ -12,6 +12,7 @@
 
 #include <arm_neon.h>
 
+#include "canon_simd.h"
 #include "half.h"
 
 #if defined(__GNUC__)
@@ -42,10 +43,6 @@ DP_NEON_INLINE hn_f32x8 hn_widen(uint16x8_t h, int t) {
   return r;
 }
 
-DP_NEON_INLINE float32x4_t hn_canon(float32x4_t v) {
-  return vbslq_f32(vceqq_f32(v, v), v, vreinterpretq_f32_u32(vdupq_n_u32(DP_F32_QNAN)));
-}
-
 /* Adding just under half an ulp plus the kept lsb and taking the high half
  * (ADDHN) rounds ties to even; no non-NaN input wraps. */
 DP_NEON_INLINE uint16x4_t hn_bf16_narrow4(float32x4_t v) {
@@ -57,7 +54,7 @@ DP_NEON_INLINE uint16x4_t hn_bf16_narrow4(float32x4_t v) {
 /* Rounded storage bits of 8 results (canonical NaN). */
 DP_NEON_INLINE uint16x8_t hn_narrow(hn_f32x8 v, int t) {
   if (t == DP_T_BF16) return vcombine_u16(hn_bf16_narrow4(v.lo), hn_bf16_narrow4(v.hi));
-  return vreinterpretq_u16_f16(vcvt_high_f16_f32(vcvt_f16_f32(hn_canon(v.lo)), hn_canon(v.hi)));
+  return vreinterpretq_u16_f16(vcvt_high_f16_f32(vcvt_f16_f32(dp_canon_f32x4(v.lo)), dp_canon_f32x4(v.hi)));
 }
 
 DP_NEON_INLINE uint16x8_t hn_load_raw(const void *p, size_t i, int t) {
@@ -100,8 +97,8 @@ DP_NEON_INLINE void hn_store(void *p, size_t i, hn_f32x8 v, int t) {
     vst1q_u16((uint16_t *)hn_at_w(p, i, t), hn_narrow(v, t));
     return;
   }
-  v.lo = hn_canon(v.lo);
-  v.hi = hn_canon(v.hi);
+  v.lo = dp_canon_f32x4(v.lo);
+  v.hi = dp_canon_f32x4(v.hi);
   hn_put_f32(p, i, v);
 }
 

@@ -11,6 +11,7 @@
 
 #include <emmintrin.h>
 
+#include "canon_simd.h"
 #include "half.h"
 #include "x86_stream.h"
 
@@ -67,11 +68,6 @@ DP_X86_INLINE __m128i h128_bf16_narrow4(__m128 v) {
   const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), h128_k(1));
   const __m128i r = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(u, h128_k(0x7FFF)), lsb), 16);
   return h128_sel(_mm_castps_si128(_mm_cmpunord_ps(v, v)), h128_k(DP_BF16_QNAN), r);
-}
-
-DP_X86_INLINE __m128 h128_canon(__m128 v) {
-  const __m128 nan = _mm_cmpunord_ps(v, v);
-  return _mm_or_ps(_mm_and_ps(nan, _mm_castsi128_ps(h128_k(DP_F32_QNAN))), _mm_andnot_ps(nan, v));
 }
 
 DP_X86_INLINE h128x2 h128_widen(__m128i h, int t) {
@@ -139,8 +135,8 @@ DP_X86_INLINE void h128_store(void *p, size_t i, h128x2 v, int t, int nt) {
     h128_put_i(q, h128_narrow(v, t), nt);
     return;
   }
-  v.lo = h128_canon(v.lo);
-  v.hi = h128_canon(v.hi);
+  v.lo = dp_canon_m128(v.lo);
+  v.hi = dp_canon_m128(v.hi);
   h128_put_f32((float *)q, v, nt);
 }
 

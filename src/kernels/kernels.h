@@ -2,7 +2,9 @@
  * Internal kernel interface. A kernel processes one contiguous run of n
  * elements; the API layer walks samples and rows, decides keep/drop, splits
  * work across threads and calls these.  Every ISA's kernel must produce the
- * same bits as the scalar one: one multiply then one add, no FMA.
+ * same bits as the scalar one: one multiply then one add, no FMA, and every
+ * arithmetic result that is NaN stored as the canonical quiet NaN of its type
+ * (canon.h, half.h); copies (gx = g) keep their bits.
  *
  * Type combinations ("combos"): X is the residual-stream type (x, out,
  * grad_out, grad_x), F the branch type (f, grad_f).
@@ -24,6 +26,14 @@ typedef enum dp_combo {
   DP_COMBO_COUNT = 5
 } dp_combo;
 
+/* Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
+ * an x86 kernel may write its outputs with weakly-ordered non-temporal
+ * stores, and it never fences them (a fence per call costs more than the
+ * streaming saves on short rows).  A caller that passed the flag must execute
+ * a store fence (dp_stream_fence) after its last such call and before any
+ * other thread may read those outputs; one per thread per sweep is enough.
+ * Without the flag a kernel uses ordinary stores only. */
+
 /* out[i] = x[i] + s*f[i]   (out, x: X; f: F).  out may equal x or f exactly. */
 typedef void (*dp_fwd_fn)(void *out, const void *x, const void *f, float s, size_t n, int stream);
 
@@ -38,7 +48,7 @@ typedef void (*dp_bwd_fn)(void *gf, void *gx, const void *g, float s, size_t n, 
 enum {
   DP_KBWD_ACC_F = 1u << 0,
   DP_KBWD_ACC_X = 1u << 1,
-  DP_KBWD_STREAM = 1u << 2 /* non-temporal stores for the outputs that are not accumulated */
+  DP_KBWD_STREAM = 1u << 2 /* non-temporal stores for the outputs not accumulated; caller fences (above) */
 };
 
 typedef struct dp_kernel_table {

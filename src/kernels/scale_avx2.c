@@ -1,6 +1,7 @@
 /* AVX2 drop_path of a kept row: out = s*x, 8 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
@@ -12,7 +13,7 @@ static __m256i part_mask(size_t k) {
 }
 
 DP_X86_INLINE void scale_vec(float *out, const float *x, __m256 vs, int nt) {
-  const __m256 r = _mm256_mul_ps(vs, _mm256_loadu_ps(x));
+  const __m256 r = dp_canon_m256(_mm256_mul_ps(vs, _mm256_loadu_ps(x)));
   if (nt)
     _mm256_stream_ps(out, r);
   else
@@ -22,7 +23,7 @@ DP_X86_INLINE void scale_vec(float *out, const float *x, __m256 vs, int nt) {
 /* Masked-off lanes are neither read nor written, so short runs stay in bounds. */
 static void scale_part(float *out, const float *x, __m256 vs, size_t k) {
   const __m256i m = part_mask(k);
-  _mm256_maskstore_ps(out, m, _mm256_mul_ps(vs, _mm256_maskload_ps(x, m)));
+  _mm256_maskstore_ps(out, m, dp_canon_m256(_mm256_mul_ps(vs, _mm256_maskload_ps(x, m))));
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x). */
@@ -54,5 +55,4 @@ void dp_scale_f32__avx2(void *out_, const void *x_, float s, size_t n, int strea
   else
     i += scale_body(out + i, x + i, vs, n - i, 0);
   if (i < n) scale_part(out + i, x + i, vs, n - i);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

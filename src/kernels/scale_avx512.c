@@ -1,13 +1,14 @@
 /* AVX-512 drop_path of a kept row: out = s*x, 16 lanes, masked head and tail. */
 #include <immintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
 #define W 16
 
 DP_X86_INLINE void scale_vec(float *out, const float *x, __m512 vs, int nt) {
-  const __m512 r = _mm512_mul_ps(vs, _mm512_loadu_ps(x));
+  const __m512 r = dp_canon_m512(_mm512_mul_ps(vs, _mm512_loadu_ps(x)));
   if (nt)
     _mm512_stream_ps(out, r);
   else
@@ -17,7 +18,7 @@ DP_X86_INLINE void scale_vec(float *out, const float *x, __m512 vs, int nt) {
 /* Masked-off lanes are neither read nor written, so short runs stay in bounds. */
 static void scale_part(float *out, const float *x, __m512 vs, size_t k) {
   const __mmask16 m = (__mmask16)((1u << k) - 1u);
-  _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, x)));
+  _mm512_mask_storeu_ps(out, m, dp_canon_m512(_mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, x))));
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x). */
@@ -49,5 +50,4 @@ void dp_scale_f32__avx512(void *out_, const void *x_, float s, size_t n, int str
   else
     i += scale_body(out + i, x + i, vs, n - i, 0);
   if (i < n) scale_part(out + i, x + i, vs, n - i);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

@@ -40,7 +40,6 @@ DP_X86_INLINE void scale_run(void *out, const void *x, float s, size_t n, int st
   else
     i = scale_body(out, x, i, n, vs, t, 0);
   if (i < n) scale_part(out, x, i, n - i, vs, t);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }
 
 void dp_scale_bf16__avx512(void *out, const void *x, float s, size_t n, int stream) {

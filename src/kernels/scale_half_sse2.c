@@ -34,7 +34,6 @@ DP_X86_INLINE void scale_run(void *out, const void *x, float s, size_t n, int st
   else
     i = scale_body(out, x, i, n, vs, t, 0);
   if (i < n) part((char *)out + 2 * i, (const char *)x + 2 * i, s, n - i, 0);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }
 
 void dp_scale_bf16__sse2(void *out, const void *x, float s, size_t n, int stream) {

@@ -1,13 +1,14 @@
 /* SSE2 drop_path of a kept row: out = s*x, 4 lanes; the scalar kernel does head and tail. */
 #include <emmintrin.h>
 
+#include "canon_simd.h"
 #include "kernels.h"
 #include "x86_stream.h"
 
 #define W 4
 
 DP_X86_INLINE void scale_vec(float *out, const float *x, __m128 vs, int nt) {
-  const __m128 r = _mm_mul_ps(vs, _mm_loadu_ps(x));
+  const __m128 r = dp_canon_m128(_mm_mul_ps(vs, _mm_loadu_ps(x)));
   if (nt)
     _mm_stream_ps(out, r);
   else
@@ -43,5 +44,4 @@ void dp_scale_f32__sse2(void *out_, const void *x_, float s, size_t n, int strea
   else
     i += scale_body(out + i, x + i, vs, n - i, 0);
   if (i < n) dp_scale_f32__scalar(out + i, x + i, s, n - i, 0);
-  if (nt) _mm_sfence(); /* order the weakly-ordered stores before anyone reads the output */
 }

@@ -9,11 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The caller decides streaming per call, but each streaming call ends with an
- * sfence that waits for the write-combining buffers to drain: measured on
- * Zen 5, per-row streaming loses 2-5x on 256 B-1 KiB rows, breaks even near
- * 4 KiB and wins from about 8 KiB. */
-#define DP_STREAM_MIN_ELEMS ((size_t)8192 / sizeof(float))
+/* The caller decides streaming per call and fences once after its last call
+ * (kernels.h), so a run only has to be long enough for its aligned
+ * non-temporal body to outweigh the partial lines at its ends.  Measured on
+ * Zen 5, one thread, output far larger than L3: rows that start on a cache
+ * line gain 1.1-1.5x from 256 B up; rows that start 4 bytes off lose up to
+ * 20% below 512 B, and bwd (two streamed outputs) still loses ~15% at 1 KiB,
+ * winning from 3 KiB.  256 elements (1 KiB of f32, 512 B of bf16/f16) keeps
+ * the common aligned rows' gain. */
+#define DP_STREAM_MIN_ELEMS ((size_t)256)
 
 /* Force the per-mode workers to be specialised: each instantiation must lose
  * its mode branches, which only happens once the constants are inlined. */
