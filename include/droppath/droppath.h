@@ -13,8 +13,12 @@
  *
  * keep = (float)(1.0 - drop_prob); s = 1/keep when scale_by_keep and keep > 0,
  * else 1.  Arithmetic is x + (s*f): one multiply, one add, never fused into an
- * FMA, so every ISA produces the same bits.  A dropped sample's branch is never
- * read: out = x exactly (NaN in f cannot leak; timm would give x + 0*NaN = NaN).
+ * FMA, so every ISA produces the same bits.  An arithmetic result that is NaN
+ * is stored as the canonical quiet NaN (f32 0x7FC00000, bf16 0x7FC0, f16
+ * 0x7E00), so NaNs are the same bits on every ISA and architecture too.
+ * bf16/f16 values widen to f32, the math is f32, and the result is rounded
+ * once (to nearest, ties to even).  A dropped sample's branch is never read:
+ * out = x exactly (NaN in f cannot leak; timm would give x + 0*NaN = NaN).
  *
  * Mask specification (reproducible in any language):
  *   Philox4x32-10 (Salmon et al., Random123), key = (seed_lo, seed_hi),
