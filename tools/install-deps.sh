@@ -10,9 +10,9 @@ for group in "$@"; do
   case "$group" in
     build) ;;
     bench) want+=(g++ libbenchmark-dev python3) ;;
-    clang) want+=(clang) ;;
+    clang) want+=(clang libomp-dev) ;;
     arm64) want+=(gcc-aarch64-linux-gnu qemu-user libc6:arm64 libcmocka-dev:arm64 libgomp1:arm64) ;;
-    fuzz) want+=(clang libclang-rt-14-dev) ;;
+    fuzz) want+=(clang libclang-rt-14-dev libomp-dev) ;;
     valgrind) want+=(valgrind) ;;
     *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
   esac

@@ -16,41 +16,12 @@ if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
   shift
 fi
 case $build in /*) ;; *) build=$PWD/$build ;; esac
-triple=aarch64-linux-gnu
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # --- packages ---------------------------------------------------------------
-# Tools are checked by command (they may come from elsewhere than apt); the
-# arm64 libraries by package, since the cross compiler and qemu look for them
-# at their multiarch paths (/usr/lib/aarch64-linux-gnu).
-missing=()
-need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
-need_pkg() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$1")
-}
-need_cmd cmake cmake
-need_cmd make make
-need_cmd pkg-config pkg-config
-need_cmd ${triple}-gcc gcc-${triple}
-need_cmd qemu-aarch64 qemu-user
-need_pkg libc6:arm64
-need_pkg libcmocka-dev:arm64 # the tests link cmocka
-need_pkg libgomp1:arm64      # OpenMP runtime, found by the loader at run time
-
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "run-aarch64-tests: installing ${missing[*]}"
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { echo "run-aarch64-tests: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-    sudo=(sudo)
-  fi
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    "${sudo[@]}" dpkg --add-architecture arm64
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# Cross compiler, qemu-user and the arm64 libraries the tests load (cmocka,
+# libgomp) at their multiarch paths; nothing is installed when present.
+"$repo/tools/install-deps.sh" arm64
 
 # --- build ------------------------------------------------------------------
 cmake -S "$repo" -B "$build" \
