@@ -186,73 +186,69 @@ static dp_status check_alias(const dp_tensor *o, dp_extent oe, const dp_tensor *
   return alias_allowed && dp_tensors_identical(o, i, shape) ? DP_OK : DP_ERR_OVERLAP;
 }
 
-dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
-                     float *scales_out) {
+/* Validation shared by dp_forward and dp_inference_add (scales_out may be
+ * NULL); yields the forward kernel for the dtypes. */
+static dp_status check_residual(const dp_params *params, const dp_shape *shape, const dp_tensor *out,
+                                const dp_tensor *x, const dp_tensor *f, const float *scales_out,
+                                dp_fwd_fn *fwd) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   dp_extent eo, ex, ef, es;
-  if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
-  if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
-  if ((st = dp_check_tensor(&f, &shape, &ef)) != DP_OK) return st;
-  const int combo = dp_combo_of(x.dtype, f.dtype);
-  if (combo < 0 || out.dtype != x.dtype) return DP_ERR_BAD_DTYPE;
-  if ((st = dp_check_array(scales_out, scales_out ? shape.batch : 0, sizeof(float), &es)) != DP_OK)
+  if ((st = dp_check_tensor(out, shape, &eo)) != DP_OK) return st;
+  if ((st = dp_check_tensor(x, shape, &ex)) != DP_OK) return st;
+  if ((st = dp_check_tensor(f, shape, &ef)) != DP_OK) return st;
+  const int combo = dp_combo_of(x->dtype, f->dtype);
+  if (combo < 0 || out->dtype != x->dtype) return DP_ERR_BAD_DTYPE;
+  if ((st = dp_check_array(scales_out, scales_out ? shape->batch : 0, sizeof(float), &es)) != DP_OK)
     return st;
-  if ((st = check_alias(&out, eo, &x, ex, &shape, 1)) != DP_OK) return st;
-  if ((st = check_alias(&out, eo, &f, ef, &shape, 1)) != DP_OK) return st;
+  if ((st = check_alias(out, eo, x, ex, shape, 1)) != DP_OK) return st;
+  if ((st = check_alias(out, eo, f, ef, shape, 1)) != DP_OK) return st;
   if (dp_extents_overlap(es, eo) || dp_extents_overlap(es, ex) || dp_extents_overlap(es, ef))
     return DP_ERR_OVERLAP;
-  const dp_kernel_table *k = dp_current_kernels();
-  if (!k->fwd[combo]) return DP_ERR_BAD_DTYPE;
-  if (shape.batch == 0) return DP_OK;
+  *fwd = dp_current_kernels()->fwd[combo];
+  return *fwd ? DP_OK : DP_ERR_BAD_DTYPE;
+}
+
+/* out = x + s*f over all rows of a validated call with D > 0. */
+static void run_residual(dp_job *j, const dp_params *params, const dp_shape *shape, const dp_tensor *out,
+                         const dp_tensor *x, const dp_tensor *f, dp_fwd_fn fwd) {
+  set_role(j, R_OUT, out);
+  set_role(j, R_X, x);
+  set_role(j, R_F, f);
+  j->out_is_x = dp_tensors_identical(out, x, shape);
+  j->fwd = fwd;
+  j->stream = dp_plan_stream(params, row_bytes(j, j->t[R_OUT].es));
+  choose_order(j, out);
+  run_job(j, params, sat_add(row_bytes(j, 2 * j->t[R_X].es), row_bytes(j, j->t[R_F].es)));
+}
+
+dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                     float *scales_out) {
+  dp_fwd_fn fwd;
+  const dp_status st = check_residual(params, &shape, &out, &x, &f, scales_out, &fwd);
+  if (st != DP_OK || shape.batch == 0) return st;
 
   dp_job j;
   init_job(&j, OP_FWD, params, &shape);
   float stack_scales[DP_STACK_SCALES], *heap;
   j.scales = prepare_scales(&j, scales_out, stack_scales, &heap);
-  if (j.D != 0) {
-    set_role(&j, R_OUT, &out);
-    set_role(&j, R_X, &x);
-    set_role(&j, R_F, &f);
-    j.out_is_x = dp_tensors_identical(&out, &x, &shape);
-    j.fwd = k->fwd[combo];
-    j.stream = dp_plan_stream(params, row_bytes(&j, j.t[R_OUT].es));
-    choose_order(&j, &out);
-    run_job(&j, params, sat_add(row_bytes(&j, 2 * j.t[R_X].es), row_bytes(&j, j.t[R_F].es)));
-  }
+  if (j.D != 0) run_residual(&j, params, &shape, &out, &x, &f, fwd);
   free(heap);
   return DP_OK;
 }
 
 dp_status dp_inference_add(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
                            dp_tensor f) {
-  dp_status st = dp_check_params(params);
-  if (st != DP_OK) return st;
-  dp_extent eo, ex, ef;
-  if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
-  if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
-  if ((st = dp_check_tensor(&f, &shape, &ef)) != DP_OK) return st;
-  const int combo = dp_combo_of(x.dtype, f.dtype);
-  if (combo < 0 || out.dtype != x.dtype) return DP_ERR_BAD_DTYPE;
-  if ((st = check_alias(&out, eo, &x, ex, &shape, 1)) != DP_OK) return st;
-  if ((st = check_alias(&out, eo, &f, ef, &shape, 1)) != DP_OK) return st;
-  const dp_kernel_table *k = dp_current_kernels();
-  if (!k->fwd[combo]) return DP_ERR_BAD_DTYPE;
-  if (shape.batch == 0 || shape.dim == 0) return DP_OK;
+  dp_fwd_fn fwd;
+  const dp_status st = check_residual(params, &shape, &out, &x, &f, NULL, &fwd);
+  if (st != DP_OK || shape.batch == 0 || shape.dim == 0) return st;
 
   dp_job j;
   init_job(&j, OP_INFER, params, &shape);
   /* Trained with 1/keep scaling: the expectation is already x + f.
    * Trained without (Huang et al.): scale the branch by keep at test time. */
   j.fixed_scale = params->scale_by_keep ? 1.0f : j.mask.keep;
-  set_role(&j, R_OUT, &out);
-  set_role(&j, R_X, &x);
-  set_role(&j, R_F, &f);
-  j.out_is_x = dp_tensors_identical(&out, &x, &shape);
-  j.fwd = k->fwd[combo];
-  j.stream = dp_plan_stream(params, row_bytes(&j, j.t[R_OUT].es));
-  choose_order(&j, &out);
-  run_job(&j, params, sat_add(row_bytes(&j, 2 * j.t[R_X].es), row_bytes(&j, j.t[R_F].es)));
+  run_residual(&j, params, &shape, &out, &x, &f, fwd);
   return DP_OK;
 }
 
