@@ -75,13 +75,16 @@ size_t dp_llc_bytes(void) {
   if (v) return v;
   const char *env = getenv("DROPPATH_LLC_BYTES"); /* for tests and odd systems */
   if (env && *env) v = (size_t)strtoull(env, NULL, 0);
+  /* sysfs first: it describes the cache a core actually shares (one CCX on
+   * AMD: 32 MiB here), while glibc's sysconf reported 384 MiB, the sum over
+   * all CCDs, which would keep outputs 12x too large out of streaming. */
+  if (!v) v = read_sysfs_cache_bytes();
 #ifdef _SC_LEVEL3_CACHE_SIZE
   if (!v) {
     long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
     if (l3 > 0) v = (size_t)l3;
   }
 #endif
-  if (!v) v = read_sysfs_cache_bytes();
   if (!v) v = (size_t)32 << 20;
   atomic_store(&cached, v);
   return v;

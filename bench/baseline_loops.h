@@ -1,0 +1,30 @@
+// Plain loops for the baselines, compiled twice: with the project's flags
+// (namespace dpb_base) and, where the compiler allows, with -march=native
+// (dpb_native).  threads > 1 splits the range across an OpenMP team.
+#ifndef DP_BENCH_BASELINE_LOOPS_H
+#define DP_BENCH_BASELINE_LOOPS_H
+
+#include <cstddef>
+
+#define DP_BASELINE_DECLS                                                                       \
+  /* STREAM triad: a[i] = b[i] + s*c[i]. */                                                     \
+  void triad(float *a, const float *b, const float *c, float s, size_t n, int threads);        \
+  /* Framework-style scale pass: tmp[b][i] = f[b][i] * mask[b] (mask already divided by keep). */ \
+  void scale_rows(float *tmp, const float *f, const float *mask, size_t batch, size_t dim,      \
+                  int threads);                                                                 \
+  /* Residual add pass: out = x + tmp, and its in-place form x += tmp. */                       \
+  void add(float *out, const float *x, const float *tmp, size_t n, int threads);               \
+  void add_inplace(float *x, const float *tmp, size_t n, int threads);                         \
+  /* memcpy, one contiguous chunk per thread. */                                                \
+  void copy(void *dst, const void *src, size_t bytes, int threads);                             \
+  /* An empty parallel region: the fork/join every threaded call pays. */                      \
+  void fork_join(int threads);
+
+namespace dpb_base {
+DP_BASELINE_DECLS
+}
+namespace dpb_native {
+DP_BASELINE_DECLS
+}
+
+#endif

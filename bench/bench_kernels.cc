@@ -1,0 +1,173 @@
+// Below the API:
+//   kern/<family>_<combo>/<isa>/<L1|L2|L3|DRAM>/<store|stream>  one kernel call on
+//       one contiguous run (bwd writes grad_f and grad_x), single thread
+//   tiny/<api|direct>/<isa>/p<p>/t1  B=8, D=384 forward: dp_forward (validation,
+//       dispatch, mask) vs the same ISA's kernel per row with precomputed scales
+//   tiny/mask/-/p<p>/t1  dp_mask alone for the same 8 samples (no data)
+#include <cstdlib>
+#include <cstring>
+
+#include "bench_common.h"
+
+namespace dpb {
+namespace {
+
+const char *combo_name(dp_combo c) {
+  switch (c) {
+    case DP_COMBO_F32: return "f32";
+    case DP_COMBO_BF16: return "bf16";
+    case DP_COMBO_F16: return "f16";
+    case DP_COMBO_F32_BF16: return "f32bf16";
+    default: return "f32f16";
+  }
+}
+
+void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, bool stream) {
+  if (!dp_isa_supported(k.isa)) {
+    st.SkipWithError("ISA not supported by this CPU or build");
+    return;
+  }
+  const size_t xs = dp_combo_x_size(k.combo), fs = dp_combo_f_size(k.combo);
+  // Pool arrays are float-sized, so they hold n elements of any combo.
+  void *o = pool_get(kO, n), *x = pool_get(kX, n), *f = pool_get(kF, n), *t = pool_get(kT, n);
+  const float s = 1.0f / 0.9f;
+  size_t per_call;
+  if (k.family[0] == 'f') {
+    const dp_fwd_fn fn = reinterpret_cast<dp_fwd_fn>(k.fn);
+    per_call = n * (2 * xs + fs);
+    for (auto _ : st) fn(o, x, f, s, n, stream ? 1 : 0);
+  } else if (k.family[0] == 's') {
+    const dp_scale_fn fn = reinterpret_cast<dp_scale_fn>(k.fn);
+    per_call = n * 2 * xs;
+    for (auto _ : st) fn(o, x, s, n, stream ? 1 : 0);
+  } else {
+    const dp_bwd_fn fn = reinterpret_cast<dp_bwd_fn>(k.fn);
+    per_call = n * (fs + 2 * xs);  // read g, write gf and gx
+    for (auto _ : st) fn(o, t, f, s, n, stream ? unsigned(DP_KBWD_STREAM) : 0u);
+  }
+  benchmark::ClobberMemory();
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(per_call));
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+  st.counters["ws_bytes"] = double(per_call);
+}
+
+constexpr size_t kTinyBatch = 8, kTinyDim = 384;
+
+// Private, cache-resident arrays: the pool's would sit at the same addresses
+// as the big shapes and drag their cache history along.
+float *tiny_buf(int which) {
+  static float *bufs[3] = {};
+  if (!bufs[which]) {
+    bufs[which] = static_cast<float *>(std::aligned_alloc(64, kTinyBatch * kTinyDim * sizeof(float)));
+    if (!bufs[which]) std::abort();
+    for (size_t i = 0; i < kTinyBatch * kTinyDim; i++) bufs[which][i] = which == 0 ? 1.0f : which == 1 ? 1e-3f : 0.0f;
+  }
+  return bufs[which];
+}
+
+void run_tiny(benchmark::State &st, dp_isa isa, double p, bool direct) {
+  if (!select_isa(st, isa)) return;
+  const size_t batch = kTinyBatch, dim = kTinyDim, row = dim * sizeof(float);
+  float *x = tiny_buf(0), *f = tiny_buf(1), *o = tiny_buf(2);
+  dp_params prm;
+  dp_params_init(&prm);
+  prm.drop_prob = p;
+  prm.seed = kSeed;
+  prm.num_threads = 1;
+  const std::vector<size_t> kept = kept_counts(p, batch);
+  // Both variants walk the same kOffsets masks.
+  std::vector<float> scales(kOffsets * batch);
+  for (uint64_t k = 0; k < kOffsets; k++) {
+    prm.offset = k;
+    if (dp_mask(&prm, batch, nullptr, &scales[k * batch], nullptr, nullptr) != DP_OK) std::abort();
+  }
+  dp_kernel_table table;
+  dp_kernels_for_isa(isa, &table);
+  const dp_fwd_fn fwd = table.fwd[DP_COMBO_F32];
+  dp_shape sh;
+  sh.batch = batch;
+  sh.seq = 1;
+  sh.dim = dim;
+  const dp_tensor to = dp_tensor_dense(o, DP_F32, sh), tx = dp_tensor_dense(x, DP_F32, sh);
+  const dp_tensor tf = dp_tensor_dense(f, DP_F32, sh);
+  uint64_t bytes = 0, off = 0;
+  dp_status err = DP_OK;
+  for (auto _ : st) {
+    if (direct) {
+      const float *s = &scales[off * batch];
+      for (size_t b = 0; b < batch; b++) {
+        if (s[b] != 0.0f) fwd(o + b * dim, x + b * dim, f + b * dim, s[b], dim, 0);
+        else std::memcpy(o + b * dim, x + b * dim, row);
+      }
+      benchmark::ClobberMemory();
+    } else {
+      prm.offset = off;
+      const dp_status s = dp_forward(&prm, sh, to, tx, tf, nullptr);
+      if (s != DP_OK) err = s;
+    }
+    bytes += kept[off] * 3 * row + (batch - kept[off]) * 2 * row;
+    off = off + 1 == kOffsets ? 0 : off + 1;
+  }
+  if (err != DP_OK) {
+    st.SkipWithError(dp_status_string(err));
+    return;
+  }
+  st.SetBytesProcessed(int64_t(bytes));
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(batch * dim));
+  st.counters["ws_bytes"] = double(3 * batch * row);
+}
+
+void run_tiny_mask(benchmark::State &st, double p) {
+  dp_params prm;
+  dp_params_init(&prm);
+  prm.drop_prob = p;
+  prm.seed = kSeed;
+  float scales[kTinyBatch];
+  uint64_t off = 0;
+  dp_status err = DP_OK;
+  for (auto _ : st) {
+    prm.offset = off;
+    const dp_status s = dp_mask(&prm, kTinyBatch, nullptr, scales, nullptr, nullptr);
+    if (s != DP_OK) err = s;
+    benchmark::DoNotOptimize(scales);
+    off = off + 1 == kOffsets ? 0 : off + 1;
+  }
+  if (err != DP_OK) st.SkipWithError(dp_status_string(err));
+}
+
+}  // namespace
+
+void register_kernels() {
+  size_t count = 0;
+  const dp_kernel_info *list = dp_kernel_list(&count);
+  for (size_t i = 0; i < count; i++) {
+    const dp_kernel_info *k = &list[i];
+    for (const SizeClass &sc : size_classes())
+      for (int stream = 0; stream < 2; stream++) {
+        // The short suite keeps f32, the plot's subject.
+        if (!wanted(false, k->combo == DP_COMBO_F32)) continue;
+        pool_reserve(sc.elems);
+        const std::string name = std::string("kern/") + k->family + "_" + combo_name(k->combo) + "/" +
+                                 dp_isa_name(k->isa) + "/" + sc.name + "/" + (stream ? "stream" : "store");
+        const size_t n = sc.elems;
+        reg(name, false, [k, n, stream](benchmark::State &st) { run_kernel(st, *k, n, stream != 0); });
+      }
+  }
+
+  const double ps[] = {0.0, 0.1, 0.5};
+  for (dp_isa isa : arch_isas())
+    for (double p : ps)
+      for (int direct = 0; direct < 2; direct++) {
+        const bool ratio = p == 0.1;
+        if (!wanted(ratio, false)) continue;
+        const std::string name = std::string("tiny/") + (direct ? "direct/" : "api/") + dp_isa_name(isa) + "/p" +
+                                 p_token(p) + "/t1";
+        reg(name, ratio, [isa, p, direct](benchmark::State &st) { run_tiny(st, isa, p, direct != 0); });
+      }
+  // Explains part of the API's tiny-call overhead, so it rides with the ratios.
+  for (double p : ps)
+    if (wanted(p == 0.1, false))
+      reg("tiny/mask/-/p" + p_token(p) + "/t1", p == 0.1, [p](benchmark::State &st) { run_tiny_mask(st, p); });
+}
+
+}  // namespace dpb

@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""Summarise dp_bench results: GB/s tables, the performance targets, an SVG plot.
+
+    build-bench/bench/dp_bench --dp_suite=short --benchmark_out=short.json \\
+        --benchmark_out_format=json
+    python3 tools/bench_report.py short.json --svg bench.svg
+
+Reads Google Benchmark JSON (--benchmark_out, or --benchmark_format=json on
+stdout; several files are merged) and prints markdown.  GB/s is 1e9 bytes/s
+of minimal traffic (see bench/bench_api.cc).  With repetitions the best one
+counts by default (--stat): on a shared machine interference only slows a
+run down.  Standard library only.
+"""
+
+import argparse
+import json
+import math
+import signal
+import statistics
+import sys
+
+ISA_ORDER = ["scalar", "sse2", "avx2", "avx512", "neon"]
+API_OPS = ["fwd", "infer", "droppath", "bwd", "bwdx", "bwdxacc"]
+REGION_ORDER = ["L1", "L2", "L3", "DRAM", "tiny", "l2", "small", "vit", "resnet", "large"]
+TIME_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Name segments Google Benchmark appends; not part of a case's identity.
+RUN_OPTION_PREFIXES = ("min_time:", "min_warmup_time:", "iterations:", "repeats:", "threads:")
+RUN_OPTION_WORDS = ("real_time", "process_time", "manual_time")
+
+
+class Case:
+    """One benchmark case, repetitions folded into one figure."""
+
+    def __init__(self, key, ratio):
+        self.key = key
+        self.ratio = ratio
+        self.runs = []  # (time_ns, bytes_per_second, counters)
+        self.aggregates = {}  # aggregate name -> (time_ns, bytes_per_second)
+
+    def pick(self, stat):
+        """(time_ns, GB/s) by the chosen statistic."""
+        if self.runs:
+            times = [r[0] for r in self.runs]
+            rates = [r[1] for r in self.runs]
+            if stat == "best":
+                return min(times), max(rates) / 1e9
+            f = statistics.median if stat == "median" else statistics.mean
+            return f(times), f(rates) / 1e9
+        for name in (stat, "median", "mean"):
+            if name in self.aggregates:
+                t, b = self.aggregates[name]
+                return t, b / 1e9
+        return None
+
+    def counter(self, name):
+        vals = [r[2][name] for r in self.runs if name in r[2]]
+        return statistics.mean(vals) if vals else None
+
+
+def clean_name(name):
+    """Case key without run options, and whether it carries the /ratio mark."""
+    segs = [s for s in name.split("/") if s not in RUN_OPTION_WORDS and not s.startswith(RUN_OPTION_PREFIXES)]
+    ratio = "ratio" in segs
+    return "/".join(s for s in segs if s != "ratio"), ratio
+
+
+def load(paths):
+    cases, skipped, context = {}, [], {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fp:
+            text = fp.read()
+        # --benchmark_format=json on stdout may follow other output.
+        start = text.find("{")
+        data = json.loads(text[start:] if start > 0 else text)
+        context.update(data.get("context", {}))
+        for b in data.get("benchmarks", []):
+            key, ratio = clean_name(b.get("run_name", b["name"]))
+            if b.get("error_occurred"):
+                skipped.append((key, b.get("error_message", "")))
+                continue
+            c = cases.get(key)
+            if c is None:
+                c = cases[key] = Case(key, ratio)
+            t = float(b["real_time"]) * TIME_NS.get(b.get("time_unit", "ns"), 1.0)
+            bps = float(b.get("bytes_per_second", 0.0))
+            if b.get("run_type") == "aggregate":
+                c.aggregates[b.get("aggregate_name", "")] = (t, bps)
+            else:
+                counters = {k: float(v) for k, v in b.items() if k in ("kept_frac", "ws_bytes")}
+                c.runs.append((t, bps, counters))
+    return cases, skipped, context
+
+
+class Results:
+    def __init__(self, cases, stat):
+        self.cases = cases
+        self.stat = stat
+
+    def get(self, key):
+        c = self.cases.get(key)
+        return c.pick(self.stat) if c else None
+
+    def gbs(self, key):
+        v = self.get(key)
+        return v[1] if v else None
+
+    def time(self, key):
+        v = self.get(key)
+        return v[0] if v else None
+
+    def keys(self, first=None):
+        return [k for k in self.cases if first is None or k.split("/")[0] == first]
+
+
+def fmt(v, digits=1):
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "—"
+    if ns < 1e3:
+        return f"{ns:.0f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.1f} µs"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def sort_key(values, order):
+    return tuple(order.index(v) if v in order else len(order) for v in values)
+
+
+def threads_of(keys):
+    ts = {s for k in keys for s in k.split("/") if s.startswith("t") and s[1:].isdigit()}
+    return sorted(ts, key=lambda s: int(s[1:]))
+
+
+def isas_of(keys, pos):
+    found = {k.split("/")[pos] for k in keys if len(k.split("/")) > pos}
+    return [i for i in ISA_ORDER if i in found]
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def api_table(res):
+    """op/shape/p/place rows x (isa, threads) columns."""
+    keys = [k for k in res.cases if k.split("/")[0] in API_OPS and len(k.split("/")) == 6]
+    if not keys:
+        return None
+    isas, ts = isas_of(keys, 1), threads_of(keys)
+    rows = {}
+    for k in keys:
+        op, isa, shp, p, place, t = k.split("/")
+        rows.setdefault((op, shp, p, place), {})[(isa, t)] = k
+    header = ["op", "shape", "p", "place"] + [f"{i} {t}" for i in isas for t in ts]
+    out = []
+    for rk in sorted(rows, key=lambda r: sort_key([r[0], r[1]], API_OPS + REGION_ORDER) + (r[2], r[3])):
+        mark = any(res.cases[k].ratio for k in rows[rk].values())
+        cells = [rk[0] + (" ◆" if mark else ""), rk[1], rk[2], rk[3]]
+        cells += [fmt(res.gbs(rows[rk].get((i, t)))) for i in isas for t in ts]
+        out.append(cells)
+    return table(header, out)
+
+
+def baseline_table(res):
+    keys = [k for k in res.cases if k.split("/")[0] in ("triad", "memcpy", "naive")]  # forkjoin: in the notes
+    if not keys:
+        return None
+    ts = threads_of(keys)
+    rows = {}
+    for k in keys:
+        s = k.split("/")
+        rows.setdefault(tuple(s[:-1]), {})[s[-1]] = k
+    out = []
+    for rk in sorted(rows, key=lambda r: (r[0], r[1], sort_key([r[2]], REGION_ORDER), r[3:])):
+        mark = any(res.cases[k].ratio for k in rows[rk].values())
+        cells = ["/".join(rk) + (" ◆" if mark else "")]
+        cells += [fmt(res.gbs(rows[rk].get(t))) for t in ts]
+        out.append(cells)
+    return table(["baseline"] + ts, out)
+
+
+def kernel_table(res):
+    keys = [k for k in res.keys("kern") if len(k.split("/")) == 5]
+    if not keys:
+        return None
+    isas = isas_of(keys, 2)
+    rows = {}
+    for k in keys:
+        _, fam, isa, size, store = k.split("/")
+        rows.setdefault((fam, size, store), {})[isa] = k
+    out = []
+    for rk in sorted(rows, key=lambda r: (r[0], sort_key([r[1]], REGION_ORDER), r[2])):
+        out.append(list(rk) + [fmt(res.gbs(rows[rk].get(i))) for i in isas])
+    return table(["kernel", "size", "stores"] + isas, out)
+
+
+def tiny_table(res):
+    keys = [k for k in res.keys("tiny") if len(k.split("/")) == 5]
+    if not keys:
+        return None
+    isas = isas_of(keys, 2)
+    rows = {}
+    for k in keys:
+        _, how, isa, p, _t = k.split("/")
+        rows.setdefault((how, p), {})[isa] = k
+    out = []
+    for rk in sorted(rows):
+        cells = [rk[0], rk[1]]
+        if "-" in rows[rk]:  # no ISA and no data: dp_mask alone, time only
+            cells += [fmt_time(res.time(rows[rk]["-"]))] + [""] * (len(isas) - 1)
+        for i in isas if "-" not in rows[rk] else []:
+            k = rows[rk].get(i)
+            cells.append(f"{fmt(res.gbs(k))} ({fmt_time(res.time(k))})" if k else "—")
+        out.append(cells)
+    return table(["tiny B=8 D=384", "p"] + [f"{i} GB/s (time)" for i in isas], out)
+
+
+# ---------------------------------------------------------------- targets
+
+def best_triad(res, region, t):
+    vals = [v for v in (res.gbs(f"triad/{var}/{region}/{t}") for var in ("base", "native")) if v]
+    return max(vals) if vals else None
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def targets(res):
+    """Rows of (label, goal text, threads, {isa: value}, passes(value))."""
+    api = [k for k in res.cases if k.split("/")[0] in API_OPS or k.startswith("tiny/")]
+    found = {k.split("/")[1] if not k.startswith("tiny/") else k.split("/")[2] for k in api}
+    isas = [i for i in ISA_ORDER if i in found]
+    ts = threads_of(res.cases)
+    ge = lambda goal: (lambda v: v >= goal)
+    rows = []
+    for op, what in (("fwd", "fwd"), ("bwdx", "bwd (grad_f + grad_x)")):
+        for t in ts:
+            vals = {i: ratio(res.gbs(f"{op}/{i}/large/p0/oop/{t}"), best_triad(res, "large", t)) for i in isas}
+            rows.append((f"{what} ÷ triad, large oop p=0", "≥ 1.10", t, vals, ge(1.1)))
+    for shp, label in (("vit", "ViT-B"), ("resnet", "ResNet-50")):
+        for t in ts:
+            vals = {i: ratio(res.gbs(f"fwd/{i}/{shp}/p0.1/oop/{t}"), res.gbs(f"naive/base/{shp}/p0.1/oop/{t}"))
+                    for i in isas}
+            rows.append((f"fwd ÷ naive, {label} oop p=0.1", "≥ 1.60", t, vals, ge(1.6)))
+    for t in ts:
+        vals = {i: ratio(res.time(f"fwd/{i}/large/p0/inplace/{t}"), res.time(f"fwd/{i}/large/p0.5/inplace/{t}"))
+                for i in isas}
+        rows.append(("in-place p=0.5 speedup over p=0, large", "≥ 1.80", t, vals, ge(1.8)))
+    vals = {i: ratio(res.time(f"tiny/api/{i}/p0.1/t1"), res.time(f"tiny/direct/{i}/p0.1/t1")) for i in isas}
+    rows.append(("tiny API ÷ direct kernel (time), B=8 D=384", "≤ 1.20", "t1", vals, lambda v: v <= 1.2))
+    if len(ts) > 1:
+        tn = ts[-1]
+        for op, what in (("fwd", "fwd"), ("bwdx", "bwd")):
+            vals = {i: ratio(res.gbs(f"{op}/{i}/l2/p0/oop/{tn}"), res.gbs(f"{op}/{i}/l2/p0/oop/t1")) for i in isas}
+            rows.append((f"{what} {tn} ÷ t1, L2-resident (16×4096)", "≥ 1.80", tn, vals, ge(1.8)))
+        # Not targets: the same scaling for plain OpenMP loops, to tell the
+        # library's share from the runtime's and the machine's.
+        for var in ("base", "native"):
+            v = ratio(res.gbs(f"triad/{var}/l2/{tn}"), res.gbs(f"triad/{var}/l2/t1"))
+            if v is not None:
+                rows.append((f"reference: triad/{var} {tn} ÷ t1, L2-resident", "—", tn, {i: v for i in isas}, None))
+    return isas, rows
+
+
+def targets_table(res):
+    isas, rows = targets(res)
+    out, met, total = [], 0, 0
+    for label, goal, t, vals, ok in rows:
+        if all(v is None for v in vals.values()):
+            continue  # the run did not include these cases
+        cells = [label, goal, t]
+        for i in isas:
+            v = vals.get(i)
+            if v is None:
+                cells.append("—")
+                continue
+            cells.append(f"{v:.2f}×" if ok is None else f"{v:.2f}× {'PASS' if ok(v) else 'MISS'}")
+        out.append(cells)
+        if ok is not None and isas and vals.get(isas[-1]) is not None:
+            total += 1
+            met += ok(vals[isas[-1]])
+    text = table(["target", "goal", "threads"] + isas, out)
+    if total:
+        text += f"\n\nWidest ISA ({isas[-1]}): {met}/{total} targets met."
+    return text
+
+
+def kept_note(res):
+    notes = []
+    for k in res.keys("forkjoin"):
+        notes.append(f"OpenMP fork/join of an empty parallel region ({k.split('/')[-1]}): {fmt_time(res.time(k))}")
+    for k in res.keys("fwd"):
+        if k.startswith("fwd/") and "/large/p0.5/inplace/" in k:
+            kf = res.cases[k].counter("kept_frac")
+            if kf:
+                notes.append(f"{k}: kept {kf:.3f} (ideal speedup {1 / kf:.2f}×)")
+    return notes
+
+
+# ---------------------------------------------------------------- SVG
+
+COLORS = {"scalar": "#8c564b", "sse2": "#1f77b4", "avx2": "#2ca02c", "avx512": "#d62728", "neon": "#9467bd"}
+
+
+def plot_series(res, family):
+    """{label: (style, [(ws_bytes, GB/s, size name)])}, kernel rows if any, else API rows."""
+    series = {}
+
+    def add(label, style, key, size):
+        c = res.cases.get(key)
+        gbs = res.gbs(key)
+        ws = c.counter("ws_bytes") if c else None
+        if gbs and ws:
+            series.setdefault(label, (style, []))[1].append((ws, gbs, size))
+
+    kern = [k for k in res.keys("kern") if k.split("/")[1].startswith(family + "_f32")]
+    if kern:
+        for k in kern:
+            _, _, isa, size, store = k.split("/")
+            add(f"{isa} {store}", (COLORS.get(isa, "#333"), "" if store == "store" else "6,4", 2.0), k, size)
+        baselines = [k for k in res.cases if k.split("/")[0] in ("triad", "memcpy") and k.endswith("/t1")
+                     and k.split("/")[2] in ("L1", "L2", "L3", "DRAM")]
+        title = f"{family} kernels (f32, 1 thread) vs baselines"
+    else:
+        for k in res.keys(family):
+            s = k.split("/")
+            if s[3] == "p0" and s[4] == "oop" and s[5] == "t1":
+                add(s[1], (COLORS.get(s[1], "#333"), "", 2.0), k, s[2])
+        baselines = [k for k in res.cases if k.split("/")[0] in ("triad", "memcpy") and k.endswith("/t1")
+                     and k.split("/")[2] in REGION_ORDER[5:]]
+        title = f"{family} through the API (p=0, out-of-place, 1 thread) vs baselines"
+    base_style = {"triad/base": ("#000000", "2,3", 1.5), "triad/native": ("#000000", "8,3", 1.5),
+                  "memcpy/libc": ("#ff7f0e", "1,0", 1.2)}
+    for k in baselines:
+        s = k.split("/")
+        name = f"{s[0]}/{s[1]}"
+        add(name, base_style.get(name, ("#777", "3,3", 1.0)), k, s[2])
+    for _, pts in series.values():
+        pts.sort()
+    return title, series
+
+
+def human_bytes(v):
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if v >= div:
+            return f"{v / div:.0f} {unit}" if v / div >= 10 else f"{v / div:.1f} {unit}"
+    return f"{v:.0f} B"
+
+
+def nice_step(span, n=6):
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * mag >= raw:
+            return m * mag
+    return 10 * mag
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def y_ticks(ys, log):
+    """(tick values, value -> fraction of the plot height)."""
+    if log:
+        lo, hi = math.log10(min(ys) / 1.15), math.log10(max(ys) * 1.15)
+        ticks = [m * 10 ** e for e in range(math.floor(lo), math.ceil(hi) + 1) for m in (1, 2, 5)
+                 if lo <= math.log10(m * 10 ** e) <= hi]
+        return ticks, lambda v: (math.log10(v) - lo) / (hi - lo)
+    step = nice_step(max(ys) * 1.05)
+    top = step * math.ceil(max(ys) * 1.05 / step)
+    return [i * step for i in range(int(round(top / step)) + 1)], lambda v: v / top
+
+
+def write_svg(path, title, series, log_y=True):
+    W, H, L, R, T, B = 900, 480, 70, 190, 40, 60
+    pw, ph = W - L - R, H - T - B
+    xs = [p[0] for _, pts in series.values() for p in pts]
+    ys = [p[1] for _, pts in series.values() for p in pts]
+    lx0, lx1 = math.log2(min(xs)) - 0.5, math.log2(max(xs)) + 0.5
+    yt, yfrac = y_ticks(ys, log_y)
+    X = lambda v: L + (math.log2(v) - lx0) / (lx1 - lx0) * pw
+    Y = lambda v: T + ph - yfrac(v) * ph
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
+         f'<text x="{L + pw / 2}" y="22" text-anchor="middle" font-size="15">{esc(title)}</text>']
+    for y in yt:
+        o.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{L + pw}" y2="{Y(y):.1f}" stroke="#e5e5e5"/>')
+        o.append(f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
+    # One tick per power of 4 bytes, plus the size-class names at their points.
+    e = math.ceil(lx0 / 2) * 2
+    while e <= lx1:
+        x = L + (e - lx0) / (lx1 - lx0) * pw
+        o.append(f'<line x1="{x:.1f}" y1="{T}" x2="{x:.1f}" y2="{T + ph}" stroke="#f0f0f0"/>')
+        o.append(f'<text x="{x:.1f}" y="{T + ph + 16}" text-anchor="middle">{human_bytes(2 ** e)}</text>')
+        e += 2
+    names = {}
+    for _, pts in series.values():
+        for ws, _, size in pts:
+            names.setdefault(size, ws)
+    for size, ws in names.items():
+        o.append(f'<text x="{X(ws):.1f}" y="{T + ph + 32}" text-anchor="middle" fill="#555">{esc(size)}</text>')
+    o.append(f'<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    o.append(f'<text x="{L + pw / 2}" y="{H - 8}" text-anchor="middle">working set (bytes touched per call)</text>')
+    o.append(f'<text x="16" y="{T + ph / 2}" text-anchor="middle" transform="rotate(-90 16 {T + ph / 2})">'
+             f'GB/s (minimal traffic{", log scale" if log_y else ""})</text>')
+    def legend_order(label):
+        head = label.split(" ")[0]
+        return (0, ISA_ORDER.index(head), label) if head in ISA_ORDER else (1, 0, label)
+
+    for n, label in enumerate(sorted(series, key=legend_order)):
+        (color, dash, width), pts = series[label]
+        d = " ".join(f"{X(ws):.1f},{Y(g):.1f}" for ws, g, _ in pts)
+        o.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="{width}" '
+                 f'stroke-dasharray="{dash}"/>')
+        for ws, g, _ in pts:
+            o.append(f'<circle cx="{X(ws):.1f}" cy="{Y(g):.1f}" r="2.5" fill="{color}"/>')
+        ly = T + 10 + 18 * n
+        o.append(f'<line x1="{L + pw + 12}" y1="{ly}" x2="{L + pw + 42}" y2="{ly}" stroke="{color}" '
+                 f'stroke-width="{width}" stroke-dasharray="{dash}"/>')
+        o.append(f'<text x="{L + pw + 48}" y="{ly + 4}">{esc(label)}</text>')
+    o.append("</svg>")
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write("\n".join(o) + "\n")
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("json", nargs="+", help="Google Benchmark JSON output file(s)")
+    ap.add_argument("--svg", help="write a GB/s-vs-size plot here")
+    ap.add_argument("--plot-family", default="fwd", choices=["fwd", "scale", "bwd"],
+                    help="kernel family of the plot (default fwd)")
+    ap.add_argument("--linear-y", action="store_true", help="linear GB/s axis (default: logarithmic)")
+    ap.add_argument("--stat", default="best", choices=["best", "median", "mean"],
+                    help="how repetitions fold into one figure (default best)")
+    args = ap.parse_args(argv)
+
+    cases, skipped, ctx = load(args.json)
+    if not cases:
+        print("no benchmark results found", file=sys.stderr)
+        return 1
+    res = Results(cases, args.stat)
+    reps = max(len(c.runs) for c in cases.values())
+    print("# libdroppath benchmark report\n")
+    info = [f"{k}={ctx[k]}" for k in ("host_name", "num_cpus", "mhz_per_cpu", "dp_version", "dp_suite",
+                                      "dp_best_isa", "dp_threads_all") if k in ctx]
+    print(f"{', '.join(info)}; {len(cases)} cases, {reps} repetition(s), statistic: {args.stat}.")
+    print("GB/s = 1e9 bytes/s of minimal traffic; ◆ = row feeds a target.\n")
+    print("## Targets\n")
+    print(targets_table(res))
+    for n in kept_note(res):
+        print(f"- {n}")
+    for title, fn in (("Operations through the API (GB/s)", api_table), ("Baselines (GB/s)", baseline_table),
+                      ("Tiny call", tiny_table), ("Kernels, one call, one thread (GB/s)", kernel_table)):
+        t = fn(res)
+        if t:
+            print(f"\n## {title}\n\n{t}")
+    if skipped:
+        print(f"\n{len(skipped)} case(s) skipped: " +
+              "; ".join(sorted({f'{m}' for _, m in skipped})) + ".")
+    if args.svg:
+        title, series = plot_series(res, args.plot_family)
+        if series:
+            write_svg(args.svg, title, series, log_y=not args.linear_y)
+            print(f"\nPlot: {args.svg}")
+        else:
+            print("\nno rows to plot", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):  # quiet under `| head`
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The README's main job: build the library (Release) with the benchmark, run the
+# examples, then a short benchmark of every operation on every ISA this CPU
+# has, against same-run baselines, and print the ratio table.
+# Usage: tools/demo.sh [short|ratios|full]   (default short, ~3 min)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+suite=${1:-short}
+"$root/tools/install-deps.sh" bench
+build=${DP_BUILD_DIR:-$root/build-demo}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_BENCH=ON -DDP_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+echo
+echo "== examples"
+"$build/examples/example_inference"
+"$build/examples/example_train_step"
+
+echo
+echo "== benchmark (suite: $suite), JSON in $build/bench-$suite.json"
+"$build/bench/dp_bench" --dp_suite="$suite" --benchmark_out="$build/bench-$suite.json" \
+  --benchmark_out_format=json
+echo
+python3 "$root/tools/bench_report.py" "$build/bench-$suite.json" --svg "$build/bench-$suite.svg"
+echo "plot: $build/bench-$suite.svg"
