@@ -17,9 +17,11 @@ echo "== examples"
 "$build/examples/example_train_step"
 
 echo
-echo "== benchmark (suite: $suite), JSON in $build/bench-$suite.json"
+echo "== benchmark (suite: $suite): Google Benchmark console in $build/bench-$suite.log, JSON in"
+echo "   $build/bench-$suite.json; the table below is computed from that JSON"
 "$build/bench/dp_bench" --dp_suite="$suite" --benchmark_out="$build/bench-$suite.json" \
-  --benchmark_out_format=json
+  --benchmark_out_format=json >"$build/bench-$suite.log" 2>&1 || { tail -20 "$build/bench-$suite.log"; exit 1; }
+head -n 12 "$build/bench-$suite.log"
 echo
 python3 "$root/tools/bench_report.py" "$build/bench-$suite.json" --svg "$build/bench-$suite.svg"
 echo "plot: $build/bench-$suite.svg"
