@@ -4,6 +4,7 @@
 //   tiny/<api|direct>/<isa>/p<p>/t1  B=8, D=384 forward: dp_forward (validation,
 //       dispatch, mask) vs the same ISA's kernel per row with precomputed scales
 //   tiny/mask/-/p<p>/t1  dp_mask alone for the same 8 samples (no data)
+//   kern/mask_f32/<isa>/B<n>  the mask kernel alone: scales of n samples
 #include <cstdlib>
 #include <cstring>
 
@@ -52,6 +53,23 @@ void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, bool st
 }
 
 constexpr size_t kTinyBatch = 8, kTinyDim = 384;
+
+void run_mask_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n) {
+  if (!dp_isa_supported(k.isa)) {
+    st.SkipWithError("ISA not supported by this CPU or build");
+    return;
+  }
+  const dp_mask_fn fn = reinterpret_cast<dp_mask_fn>(k.fn);
+  float *scales = pool_get(kO, n);
+  const float keep = 0.9f;
+  uint64_t off = 0;
+  for (auto _ : st) {
+    fn(kSeed, off, 0, keep, 1.0f / keep, n, scales);
+    benchmark::ClobberMemory();
+    off = off + 1 == kOffsets ? 0 : off + 1;
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+}
 
 // Private, cache-resident arrays: the pool's would sit at the same addresses
 // as the big shapes and drag their cache history along.
@@ -142,6 +160,15 @@ void register_kernels() {
   const dp_kernel_info *list = dp_kernel_list(&count);
   for (size_t i = 0; i < count; i++) {
     const dp_kernel_info *k = &list[i];
+    if (std::strcmp(k->family, "mask") == 0) {
+      for (size_t n : {size_t(8), size_t(256)}) {
+        if (!wanted(false, n == kTinyBatch)) continue;
+        pool_reserve(n);
+        reg(std::string("kern/mask_f32/") + dp_isa_name(k->isa) + "/B" + std::to_string(n), false,
+            [k, n](benchmark::State &st) { run_mask_kernel(st, *k, n); });
+      }
+      continue;
+    }
     for (const SizeClass &sc : size_classes())
       for (int stream = 0; stream < 2; stream++) {
         // The short suite keeps f32, the plot's subject.

@@ -26,51 +26,14 @@ float dp_mask_sample_scale(const dp_mask_ctx *ctx, size_t b) {
   return u < ctx->keep ? ctx->scale : 0.0f;
 }
 
-/* Lanes per block: independent Philox streams the compiler can interleave
- * or vectorise (pmuludq/vpmuludq), hiding the multiply latency. */
-#define DP_MASK_LANES 8
-
 void dp_mask_fill_scales(const dp_mask_ctx *ctx, size_t b0, size_t n, float *scales) {
   if (ctx->batch_mode) {
     const float s = n ? dp_mask_sample_scale(ctx, 0) : 0.0f;
     for (size_t i = 0; i < n; i++) scales[i] = s;
     return;
   }
-  const uint32_t k0 = (uint32_t)ctx->seed, k1 = (uint32_t)(ctx->seed >> 32);
-  const uint32_t o0 = (uint32_t)ctx->offset, o1 = (uint32_t)(ctx->offset >> 32);
-  size_t i = 0;
-  for (; i + DP_MASK_LANES <= n; i += DP_MASK_LANES) {
-    uint32_t c0[DP_MASK_LANES], c1[DP_MASK_LANES], c2[DP_MASK_LANES], c3[DP_MASK_LANES];
-    for (int l = 0; l < DP_MASK_LANES; l++) {
-      const uint64_t g = ctx->sample_base + (uint64_t)(b0 + i + (size_t)l);
-      c0[l] = (uint32_t)g;
-      c1[l] = (uint32_t)(g >> 32);
-      c2[l] = o0;
-      c3[l] = o1;
-    }
-    uint32_t key0 = k0, key1 = k1;
-    for (int r = 0; r < 10; r++) {
-      if (r) {
-        key0 += 0x9E3779B9u;
-        key1 += 0xBB67AE85u;
-      }
-      for (int l = 0; l < DP_MASK_LANES; l++) {
-        const uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
-        const uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
-        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ key0;
-        const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ key1;
-        c1[l] = (uint32_t)p1;
-        c3[l] = (uint32_t)p0;
-        c0[l] = n0;
-        c2[l] = n2;
-      }
-    }
-    for (int l = 0; l < DP_MASK_LANES; l++) {
-      const float u = (float)(c0[l] >> 8) * 0x1p-24f;
-      scales[i + (size_t)l] = u < ctx->keep ? ctx->scale : 0.0f;
-    }
-  }
-  for (; i < n; i++) scales[i] = dp_mask_sample_scale(ctx, b0 + i);
+  dp_current_kernels()->mask(ctx->seed, ctx->offset, ctx->sample_base + (uint64_t)b0, ctx->keep, ctx->scale, n,
+                             scales);
 }
 
 dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,
@@ -90,16 +53,22 @@ dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, floa
   if (!keep_out && !scales_out && !kept_count && !kept_indices) return DP_OK; /* nothing asked */
   dp_mask_ctx ctx;
   dp_mask_ctx_init(&ctx, params);
+  /* Scales go straight to scales_out when asked for (it overlaps nothing),
+   * else through a block; each other output is then a pass of its own, so
+   * the common ones (keep bytes, a count) compile without branches. */
   size_t kept = 0;
   float block[256];
-  for (size_t b = 0; b < batch; b++) {
-    if (b % 256 == 0) dp_mask_fill_scales(&ctx, b, batch - b < 256 ? batch - b : 256, block);
-    const float s = block[b % 256];
-    if (keep_out) keep_out[b] = s != 0.0f;
-    if (scales_out) scales_out[b] = s;
-    if (s != 0.0f) {
-      if (kept_indices) kept_indices[kept] = b;
-      kept++;
+  for (size_t b0 = 0; b0 < batch; b0 += 256) {
+    const size_t nb = batch - b0 < 256 ? batch - b0 : 256;
+    float *s = scales_out ? scales_out + b0 : block;
+    dp_mask_fill_scales(&ctx, b0, nb, s);
+    if (keep_out)
+      for (size_t i = 0; i < nb; i++) keep_out[b0 + i] = s[i] != 0.0f;
+    if (kept_indices) {
+      for (size_t i = 0; i < nb; i++)
+        if (s[i] != 0.0f) kept_indices[kept++] = b0 + i;
+    } else if (kept_count) {
+      for (size_t i = 0; i < nb; i++) kept += s[i] != 0.0f;
     }
   }
   if (kept_count) *kept_count = kept;

@@ -44,7 +44,9 @@
 #include "kernels.h"
 #include "test_util.h"
 
-enum { FAM_FWD, FAM_SCALE, FAM_BWD, FAM_COUNT };
+/* FAM_COUNT data families (buffers in, buffers out, the case machinery
+ * below); the mask family only writes scales and has checks of its own. */
+enum { FAM_FWD, FAM_SCALE, FAM_BWD, FAM_COUNT, FAM_MASK = FAM_COUNT };
 enum { ET_F32, ET_BF16, ET_F16 };
 /* GUARDED: TU_GUARD_BYTES of guard on both sides; FENCE_HEAD: the buffer
  * starts `off` bytes after a PROT_NONE page; FENCE_TAIL: it ends right at one. */
@@ -75,6 +77,7 @@ static int family_of(const dp_kernel_info *k) {
   if (strcmp(k->family, "fwd") == 0) return FAM_FWD;
   if (strcmp(k->family, "scale") == 0) return FAM_SCALE;
   if (strcmp(k->family, "bwd") == 0) return FAM_BWD;
+  if (strcmp(k->family, "mask") == 0) return FAM_MASK;
   return -1;
 }
 
@@ -360,9 +363,14 @@ static void describe(char *buf, size_t len, const dp_kernel_info *k, const kcase
   snprintf(buf + w, len - (size_t)w, ") specials=%d", c->specials);
 }
 
-/* What was running, for the crash handler. */
+/* A mask kernel's case (the mask section below). */
+typedef struct mcase mcase;
+static void describe_mask(char *buf, size_t len, const mcase *c);
+
+/* What was running, for the crash handler: a data case or a mask case. */
 static const dp_kernel_info *volatile crash_kernel;
 static const kcase *volatile crash_case;
+static const mcase *volatile crash_mcase;
 
 #if KT_FENCES
 static struct sigaction prev_segv, prev_bus;
@@ -370,9 +378,12 @@ static struct sigaction prev_segv, prev_bus;
 static void crash_handler(int sig) {
   char buf[512];
   const dp_kernel_info *k = crash_kernel;
-  if (k && crash_case) {
+  if (k && (crash_case || crash_mcase)) {
     int w = snprintf(buf, sizeof buf, "\nFAIL %s crashed (signal %d, an access outside its buffers?): ", k->name, sig);
-    describe(buf + w, sizeof buf - (size_t)w, k, crash_case);
+    if (crash_mcase)
+      describe_mask(buf + w, sizeof buf - (size_t)w, crash_mcase);
+    else
+      describe(buf + w, sizeof buf - (size_t)w, k, crash_case);
     w = (int)strlen(buf);
     snprintf(buf + w, sizeof buf - (size_t)w, "\n  replay: DP_TEST_SEED=%llu DP_TEST_ITERS=%d DP_TEST_KERNEL=%s\n",
              (unsigned long long)g_seed, g_iters, k->name);
@@ -499,6 +510,7 @@ static int run_case(runner *ru, const kcase *c) {
     p[1][0] = p[1][c->v.alias];
   }
   crash_case = c;
+  crash_mcase = NULL;
   crash_kernel = ru->ref;
   call_kernel(ru->ref, p[1], c);
   crash_kernel = ru->k;
@@ -739,6 +751,217 @@ static void test_bwd(void **state) {
   test_family(FAM_BWD);
 }
 
+/* ---------------------------------------------------------------- mask kernels */
+
+struct mcase {
+  uint64_t seed, offset, base;
+  float keep, scale;
+  size_t n, off; /* off: bytes past a 64-byte boundary */
+  int place;
+};
+
+/* The contract of dp_mask_fn, written out on the public Philox. */
+static void formula_mask(uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n,
+                         float *scales) {
+  const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  for (size_t i = 0; i < n; i++) {
+    const uint64_t g = base + (uint64_t)i;
+    const uint32_t ctr[4] = {(uint32_t)g, (uint32_t)(g >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)};
+    uint32_t out[4];
+    dp_philox4x32_10(ctr, key, out);
+    const float u = (float)(out[0] >> 8) * 0x1p-24f;
+    scales[i] = u < keep ? scale : 0.0f;
+  }
+}
+
+static const dp_kernel_info formula_mask_info = {"formula_mask", "mask", DP_COMBO_F32, DP_ISA_SCALAR,
+                                                 (void (*)(void))formula_mask};
+
+/* u of sample g, the value keep is compared with. */
+static float mask_u(uint64_t seed, uint64_t offset, uint64_t g) {
+  const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  const uint32_t ctr[4] = {(uint32_t)g, (uint32_t)(g >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)};
+  uint32_t out[4];
+  dp_philox4x32_10(ctr, key, out);
+  return (float)(out[0] >> 8) * 0x1p-24f;
+}
+
+static uint64_t random_u64(tu_rng *r) {
+  static const uint64_t specials[] = {0, 1, 0xFFFFFFFFull, 0x100000000ull, 0xFFFFFFFFFFFFFFFFull,
+                                      0x8000000000000000ull, 0x123456789ABCDEF0ull};
+  if ((tu_next(r) & 3) == 0) return specials[tu_next(r) % (sizeof specials / sizeof specials[0])];
+  return tu_next(r);
+}
+
+/* Counters crossing 2^32 (word 1 carries) and 2^64 (the counter wraps) inside the run. */
+static uint64_t random_base(tu_rng *r, size_t n) {
+  const uint64_t back = tu_range(r, 0, n + 1);
+  switch (tu_next(r) % 5) {
+    case 0: return ((uint64_t)tu_range(r, 1, 0xFFFFFFFFu) << 32) - back;
+    case 1: return 0 - back;
+    case 2: return tu_range(r, 0, 100);
+    default: return tu_next(r);
+  }
+}
+
+static float random_keep(tu_rng *r) {
+  static const float specials[] = {0.0f, 1.0f, -0.0f, -1.0f, 2.0f, 0x1p-24f, 1.0f - 0x1p-24f, 0x1p-149f,
+                                   0.5f, 0.1f, 0.9f, 1e-7f, INFINITY, -INFINITY, NAN};
+  if (tu_next(r) & 1) return specials[tu_next(r) % (sizeof specials / sizeof specials[0])];
+  const double p = (double)(tu_next(r) >> 11) * 0x1p-53;
+  return (float)(1.0 - p);
+}
+
+static void random_mcase(tu_rng *r, mcase *c, size_t n) {
+  memset(c, 0, sizeof *c);
+  c->n = n;
+  c->seed = random_u64(r);
+  c->offset = random_u64(r);
+  c->base = random_base(r, n);
+  c->keep = random_keep(r);
+  c->scale = (tu_next(r) & 1) && c->keep > 0.0f ? 1.0f / c->keep : s_list[tu_range(r, 0, N_S - 1)];
+  c->off = 4 * tu_range(r, 0, 15);
+  c->place = (tu_next(r) & 3) == 0 ? PLACE_FENCE_TAIL : PLACE_GUARDED;
+}
+
+static void describe_mask(char *buf, size_t len, const mcase *c) {
+  uint32_t kb, sb;
+  memcpy(&kb, &c->keep, 4);
+  memcpy(&sb, &c->scale, 4);
+  snprintf(buf, len,
+           "n=%zu seed=0x%016llx offset=0x%016llx base=0x%016llx keep=%.9g (0x%08x) scale=%.9g (0x%08x) %s off=%zu",
+           c->n, (unsigned long long)c->seed, (unsigned long long)c->offset, (unsigned long long)c->base,
+           (double)c->keep, (unsigned)kb, (double)c->scale, (unsigned)sb, place_names[c->place],
+           c->place == PLACE_FENCE_TAIL ? (size_t)0 : c->off);
+}
+
+static int run_mask_case(runner *ru, const mcase *c) {
+  placed b[2];
+  ru->checks++;
+  for (int set = 0; set < 2; set++) {
+    b[set] = place_buf(&arenas[set][0], c->place, c->off, c->n * sizeof(float));
+    memset(b[set].data - b[set].gl, TU_GUARD_BYTE, b[set].gl + b[set].bytes + b[set].gr);
+  }
+  char what[200] = "";
+  crash_case = NULL;
+  crash_mcase = c;
+  crash_kernel = ru->ref;
+  ((dp_mask_fn)ru->ref->fn)(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[1].data);
+  crash_kernel = ru->k;
+  ((dp_mask_fn)ru->k->fn)(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[0].data);
+  crash_kernel = NULL;
+  crash_mcase = NULL;
+  for (int set = 0; set < 2 && !what[0]; set++) {
+    const char *who = set ? "reference" : "kernel";
+    for (size_t i = 1; i <= b[set].gl && !what[0]; i++)
+      if (b[set].data[-(ptrdiff_t)i] != TU_GUARD_BYTE) snprintf(what, sizeof what, "%s wrote byte -%zu", who, i);
+    const long after = first_dirty(b[set].data + b[set].bytes, b[set].gr);
+    if (!what[0] && after >= 0)
+      snprintf(what, sizeof what, "%s wrote byte %ld past the end", who, after);
+  }
+  if (!what[0] && memcmp(b[0].data, b[1].data, b[0].bytes) != 0) {
+    size_t i = 0;
+    while (memcmp(b[0].data + 4 * i, b[1].data + 4 * i, 4) == 0) i++;
+    char got[48], want[48];
+    format_elem(got, sizeof got, b[0].data + 4 * i, ET_F32);
+    format_elem(want, sizeof want, b[1].data + 4 * i, ET_F32);
+    snprintf(what, sizeof what, "scales[%zu] (g=0x%016llx, u=%.9g) differs: got %s, reference %s", i,
+             (unsigned long long)(c->base + i), (double)mask_u(c->seed, c->offset, c->base + i), got, want);
+  }
+  if (!what[0]) return 1;
+  char d[300];
+  describe_mask(d, sizeof d, c);
+  printf("FAIL %s vs %s, check #%zu (%s): %s\n  %s\n  replay: DP_TEST_SEED=%llu DP_TEST_ITERS=%d DP_TEST_KERNEL=%s\n",
+         ru->k->name, ru->ref->name, ru->checks, ru->section, d, what, (unsigned long long)g_seed, g_iters,
+         ru->k->name);
+  return 0;
+}
+
+#define RUN_MASK(c)                          \
+  do {                                       \
+    if (!run_mask_case(ru, &(c))) return 0; \
+  } while (0)
+
+static int run_mask_kernel(runner *ru) {
+  mcase c;
+  ru->section = "every n to 40, twice, one against the page";
+  for (size_t n = 0; n <= 40; n++)
+    for (int place = PLACE_GUARDED; place <= PLACE_FENCE_TAIL; place += PLACE_FENCE_TAIL - PLACE_GUARDED) {
+      random_mcase(&ru->rng, &c, n);
+      c.place = place;
+      RUN_MASK(c);
+    }
+
+  /* keep at a sample's own u: equal drops, the next float up keeps. */
+  ru->section = "keep at a sample's threshold";
+  for (int it = 0; it < 300; it++) {
+    random_mcase(&ru->rng, &c, tu_range(&ru->rng, 1, 40));
+    const float u = mask_u(c.seed, c.offset, c.base + tu_range(&ru->rng, 0, c.n - 1));
+    const int which = (int)(tu_next(&ru->rng) % 3);
+    c.keep = which == 0 ? u : which == 1 ? nextafterf(u, 2.0f) : nextafterf(u, -1.0f);
+    RUN_MASK(c);
+  }
+
+  ru->section = "each keep and scale at every n to 20";
+  {
+    static const float keeps[] = {0.0f, 1.0f, -0.0f, 0x1p-24f, 0.5f, 1.0f - 0x1p-24f, NAN, INFINITY};
+    for (size_t ki = 0; ki < sizeof keeps / sizeof keeps[0]; ki++)
+      for (size_t n = 0; n <= 20; n++) {
+        random_mcase(&ru->rng, &c, n);
+        c.keep = keeps[ki];
+        RUN_MASK(c);
+      }
+  }
+
+  ru->section = "random, n to 3000";
+  for (int it = 0; it < g_iters / 4; it++) {
+    random_mcase(&ru->rng, &c, tu_range(&ru->rng, 0, (tu_next(&ru->rng) & 3) ? 300 : 3000));
+    RUN_MASK(c);
+  }
+  return 1;
+}
+
+static void test_mask(void **state) {
+  (void)state;
+  size_t n, ran = 0, skipped = 0;
+  int failures = 0;
+  const dp_kernel_info *list = dp_kernel_list(&n);
+  for (size_t i = 0; i < n; i++) {
+    const dp_kernel_info *k = &list[i];
+    if (family_of(k) != FAM_MASK) continue;
+    if (g_filter && !strstr(k->name, g_filter)) continue;
+    if (!dp_isa_supported(k->isa)) {
+      printf("%s: skipped: %s not supported on this CPU\n", k->name, dp_isa_name(k->isa));
+      skipped++;
+      continue;
+    }
+    const int vs_formula = k->isa == DP_ISA_SCALAR;
+    runner ru;
+    memset(&ru, 0, sizeof ru);
+    ru.k = k;
+    ru.ref = vs_formula ? &formula_mask_info : find_kernel(FAM_MASK, DP_COMBO_F32, DP_ISA_SCALAR);
+    ru.fam = FAM_MASK;
+    if (!ru.ref) {
+      printf("FAIL %s: no scalar mask kernel to compare with\n", k->name);
+      failures++;
+      continue;
+    }
+    tu_rng_init(&ru.rng, kernel_seed(k));
+    install_crash_handler();
+    const int ok = run_mask_kernel(&ru);
+    remove_crash_handler();
+    printf("%s: mask %zu checks %s%s\n", dp_isa_name(k->isa), ru.checks, ok ? "ok" : "FAILED",
+           vs_formula ? " (against the formula)" : "");
+    failures += !ok;
+    ran += !vs_formula;
+  }
+  if (!ran)
+    printf("mask: no SIMD kernel ran (%s): nothing to compare\n",
+           skipped ? "none supported on this CPU" : "scalar-only build or filtered out");
+  fflush(stdout);
+  if (failures) fail_msg("%d mask kernel(s) failed: see the FAIL lines above", failures);
+}
+
 static void test_kernel_list(void **state) {
   (void)state;
   size_t n;
@@ -817,6 +1040,19 @@ static void test_kernels_for_isa(void **state) {
           w += snprintf(line + w, sizeof line - (size_t)w, " %s_%s=%s", got->family, label, dp_isa_name(got->isa));
         }
       }
+    {
+      const dp_kernel_info *want = NULL, *got = NULL;
+      for (size_t i = 0; i < n; i++) {
+        const dp_kernel_info *k = &list[i];
+        if (family_of(k) != FAM_MASK) continue;
+        if (k->fn == (void (*)(void))t.mask) got = k;
+        if (isa_within(k->isa, (dp_isa)isa) && (!want || k->isa > want->isa)) want = k;
+      }
+      if (!want || got != want)
+        fail_msg("table %s: mask slot has %s, expected %s", dp_isa_name((dp_isa)isa), got ? got->name : "NULL",
+                 want ? want->name : "NULL");
+      if (w < (int)sizeof line) snprintf(line + w, sizeof line - (size_t)w, " mask=%s", dp_isa_name(got->isa));
+    }
     if (dp_isa_supported((dp_isa)isa)) printf("%s\n", line);
   }
 }
@@ -848,6 +1084,34 @@ static double time_kernel(const dp_kernel_info *k, unsigned char *const p[NROLES
   return best;
 }
 
+static void run_bench_mask(const dp_kernel_info *ref, const char *filter, float *scales) {
+  static const size_t sizes[] = {8, 64, 1024};
+  size_t n;
+  const dp_kernel_info *list = dp_kernel_list(&n);
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+    double base = 0;
+    for (size_t i = 0; i < n; i++) {
+      const dp_kernel_info *k = &list[i];
+      if (family_of(k) != FAM_MASK || !dp_isa_supported(k->isa)) continue;
+      if (filter && !strstr(k->name, filter) && k != ref) continue;
+      const dp_mask_fn fn = (dp_mask_fn)k->fn;
+      size_t reps = 1;
+      double best = 1e300;
+      for (int run = 0; run < 6; run++) {
+        const double t0 = now_ns();
+        for (size_t r = 0; r < reps; r++) fn(42, r, 0, 0.9f, 1.0f / 0.9f, sizes[si], scales);
+        const double dt = now_ns() - t0;
+        if (run && dt / (double)reps < best) best = dt / (double)reps;
+        if (!run) reps = dt > 0 ? (size_t)(2e7 / dt) + 1 : 1000; /* about 20 ms a run */
+      }
+      if (k == ref) base = best;
+      printf("%-26s %8zu %6s %12.1f %10.4f %7.2fx\n", k->name, sizes[si], "-", best, best / (double)sizes[si],
+             base / best);
+      fflush(stdout);
+    }
+  }
+}
+
 static int run_bench(const char *filter) {
   static const size_t sizes[] = {64, 1024, 16384, 262144};
   const size_t max_n = 262144;
@@ -866,6 +1130,10 @@ static int run_bench(const char *filter) {
     const dp_kernel_info *ref = &list[gi];
     if (ref->isa != DP_ISA_SCALAR) continue;
     const int fam = family_of(ref);
+    if (fam == FAM_MASK) {
+      run_bench_mask(ref, filter, (float *)(void *)p[0]);
+      continue;
+    }
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
       for (int stream = 0; stream < 2; stream++) {
         if (stream && sizes[si] < 16384) continue;
@@ -925,7 +1193,7 @@ int main(int argc, char **argv) {
   if (g_filter && !*g_filter) g_filter = NULL;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_list), cmocka_unit_test(test_kernels_for_isa), cmocka_unit_test(test_fwd),
-      cmocka_unit_test(test_scale), cmocka_unit_test(test_bwd),
+      cmocka_unit_test(test_scale), cmocka_unit_test(test_bwd), cmocka_unit_test(test_mask),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,7 @@
 #define DP_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "droppath/droppath.h"
 #include "dp_config.h"
@@ -51,11 +52,20 @@ enum {
   DP_KBWD_STREAM = 1u << 2 /* non-temporal stores for the outputs not accumulated; caller fences (above) */
 };
 
+/* Row-mode mask scales for the n samples with counters g = base + i (mod 2^64):
+ *   w0 = Philox4x32-10 word 0, key (seed lo, seed hi), counter (g lo, g hi, offset lo, offset hi)
+ *   scales[i] = (float)(w0 >> 8) * 2^-24 < keep ? scale : 0.0f
+ * (the float compare, exactly as written, for any keep). Listed with combo
+ * DP_COMBO_F32; the table has one slot. */
+typedef void (*dp_mask_fn)(uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n,
+                           float *scales);
+
 typedef struct dp_kernel_table {
   dp_isa isa;
   dp_fwd_fn fwd[DP_COMBO_COUNT];
   dp_scale_fn scale[DP_COMBO_COUNT];
   dp_bwd_fn bwd[DP_COMBO_COUNT];
+  dp_mask_fn mask;
 } dp_kernel_table;
 
 /* Declarations of every kernel compiled into this build. */
@@ -64,16 +74,18 @@ typedef struct dp_kernel_table {
 #define DP_KERNEL_ARGS_fwd void *out, const void *x, const void *f, float s, size_t n, int stream
 #define DP_KERNEL_ARGS_scale void *out, const void *x, float s, size_t n, int stream
 #define DP_KERNEL_ARGS_bwd void *gf, void *gx, const void *g, float s, size_t n, unsigned mode
+#define DP_KERNEL_ARGS_mask \
+  uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n, float *scales
 #include "kernels.inc"
 #undef DP_KERNEL
 
 /* One entry of the kernel list, for tests and benchmarks that walk all kernels. */
 typedef struct dp_kernel_info {
   const char *name;   /* "dp_fwd_f32__avx2" */
-  const char *family; /* "fwd", "scale", "bwd" */
+  const char *family; /* "fwd", "scale", "bwd", "mask" */
   dp_combo combo;
   dp_isa isa;
-  void (*fn)(void); /* cast to dp_fwd_fn / dp_scale_fn / dp_bwd_fn by family */
+  void (*fn)(void); /* cast to dp_fwd_fn / dp_scale_fn / dp_bwd_fn / dp_mask_fn by family */
 } dp_kernel_info;
 
 /* All kernels of this build (scalar first), and their number. */
