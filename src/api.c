@@ -65,26 +65,19 @@ static void cursor_next(const dp_job *j, dp_cursor *k) {
   }
 }
 
-static void run_item(const dp_job *j, const dp_cursor *k, size_t *memo_b, float *memo_s) {
-  const size_t b = k->b, t = k->t;
-  const size_t d0 = k->c * j->chunk;
-  const size_t n = j->D - d0 < j->chunk ? j->D - d0 : j->chunk;
-  float s;
-  if (j->op == OP_INFER) {
-    s = j->fixed_scale;
-  } else if (j->scales) {
-    s = j->scales[b];
-  } else {
-    if (*memo_b != b) {
-      *memo_s = dp_mask_sample_scale(&j->mask, b);
-      *memo_b = b;
-    }
-    s = *memo_s;
+/* Scale of sample b: fixed (inference), precomputed, or drawn (memoised). */
+static inline float scale_of(const dp_job *j, size_t b, size_t *memo_b, float *memo_s) {
+  if (j->op == OP_INFER) return j->fixed_scale;
+  if (j->scales) return j->scales[b];
+  if (*memo_b != b) {
+    *memo_s = dp_mask_sample_scale(&j->mask, b);
+    *memo_b = b;
   }
-  unsigned char *p[R_COUNT];
-  for (int r = 0; r < R_COUNT; r++)
-    p[r] = j->t[r].p ? j->t[r].p + b * j->t[r].ss + t * j->t[r].ts + d0 * j->t[r].es : NULL;
+  return *memo_s;
+}
 
+/* One run of n elements of one row; p[] point at its first element. */
+static inline void run_row(const dp_job *j, unsigned char *const p[R_COUNT], float s, size_t n) {
   switch (j->op) {
     case OP_FWD:
     case OP_INFER:
@@ -110,12 +103,32 @@ static void run_item(const dp_job *j, const dp_cursor *k, size_t *memo_b, float 
   }
 }
 
+static void run_item(const dp_job *j, const dp_cursor *k, size_t *memo_b, float *memo_s) {
+  const size_t d0 = k->c * j->chunk;
+  const size_t n = j->D - d0 < j->chunk ? j->D - d0 : j->chunk;
+  unsigned char *p[R_COUNT];
+  for (int r = 0; r < R_COUNT; r++)
+    p[r] = j->t[r].p ? j->t[r].p + k->b * j->t[r].ss + k->t * j->t[r].ts + d0 * j->t[r].es : NULL;
+  run_row(j, p, scale_of(j, k->b, memo_b, memo_s), n);
+}
+
 static void run_range(const dp_job *j, size_t lo, size_t hi) {
   size_t memo_b = SIZE_MAX;
   float memo_s = 0.0f;
   if (lo >= hi) return;
-  dp_cursor k = cursor_at(j, lo); /* the only division of the range */
-  for (size_t i = lo; i < hi; i++, cursor_next(j, &k)) run_item(j, &k, &memo_b, &memo_s);
+  if (j->T == 1 && j->chunks_per_row == 1) {
+    /* Plain [B][D] rows, the common case: walk pointers, no index maths. */
+    unsigned char *p[R_COUNT];
+    for (int r = 0; r < R_COUNT; r++) p[r] = j->t[r].p ? j->t[r].p + lo * j->t[r].ss : NULL;
+    for (size_t b = lo; b < hi; b++) {
+      run_row(j, p, scale_of(j, b, &memo_b, &memo_s), j->D);
+      for (int r = 0; r < R_COUNT; r++)
+        if (p[r]) p[r] += j->t[r].ss;
+    }
+  } else {
+    dp_cursor k = cursor_at(j, lo); /* the only division of the range */
+    for (size_t i = lo; i < hi; i++, cursor_next(j, &k)) run_item(j, &k, &memo_b, &memo_s);
+  }
   if (j->stream || (j->bwd_mode & DP_KBWD_STREAM)) dp_stream_fence();
 }
 

@@ -39,8 +39,11 @@ dp_status dp_check_params(const dp_params *params);
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext);
 /* Extent of a plain array of n elements of elem_size bytes (n may be 0, p may be NULL then). */
 dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *ext);
-/* Nonzero if the two extents share a byte. */
-int dp_extents_overlap(dp_extent a, dp_extent b);
+/* Nonzero if the two extents share a byte. (Inline: called up to six times per call.) */
+static inline int dp_extents_overlap(dp_extent a, dp_extent b) {
+  if (!a.lo || !b.lo || a.lo == a.hi || b.lo == b.hi) return 0;
+  return a.lo < b.hi && b.lo < a.hi;
+}
 /* Nonzero if a and b describe exactly the same elements (same data, dtype, strides). */
 int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, const dp_shape *shape);
 /* The kernel type combination for residual-stream type x and branch type f, or -1. */

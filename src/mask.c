@@ -1,5 +1,4 @@
 /* Keep/drop decisions and the public mask query. */
-#include <math.h>
 #include <string.h>
 
 #include "internal.h"
@@ -14,7 +13,8 @@ void dp_mask_ctx_init(dp_mask_ctx *ctx, const dp_params *params) {
    * clamped because compilers may evaluate 1/keep speculatively, and a 1/0
    * would trap for callers running with FP exceptions enabled. Any nonzero
    * keep is >= 2^-53, so the clamp changes no value. */
-  ctx->scale = params->scale_by_keep && ctx->keep > 0.0f ? 1.0f / fmaxf(ctx->keep, 0x1p-60f) : 1.0f;
+  const float divisor = ctx->keep > 0x1p-60f ? ctx->keep : 0x1p-60f;
+  ctx->scale = params->scale_by_keep && ctx->keep > 0.0f ? 1.0f / divisor : 1.0f;
 }
 
 float dp_mask_sample_scale(const dp_mask_ctx *ctx, size_t b) {

@@ -35,10 +35,24 @@ int dp_combo_of(int x_dtype, int f_dtype) {
   return -1;
 }
 
+/* a*b without wrapping; returns 0 on overflow. The builtins compile to a
+ * multiply and a flag test: a division here costs more than a tiny call's
+ * whole kernel time. */
+static int mul_ok(size_t a, size_t b, size_t *out) {
+#if defined(__GNUC__) || defined(__clang__)
+  return !__builtin_mul_overflow(a, b, out);
+#else
+  if (b != 0 && a > SIZE_MAX / b) return 0;
+  *out = a * b;
+  return 1;
+#endif
+}
+
 /* a*b + c without wrapping; returns 0 on overflow. */
 static int mul_add(size_t a, size_t b, size_t c, size_t *out) {
-  if (b != 0 && a > (SIZE_MAX - c) / b) return 0;
-  *out = a * b + c;
+  size_t ab;
+  if (!mul_ok(a, b, &ab) || ab > SIZE_MAX - c) return 0;
+  *out = ab + c;
   return 1;
 }
 
@@ -54,8 +68,9 @@ dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *e
   ext->lo = ext->hi = NULL;
   if (n == 0) return DP_OK;
   if (!p) return DP_ERR_NULL_POINTER;
-  if (n > SIZE_MAX / elem_size) return DP_ERR_SIZE_OVERFLOW;
-  return extent_of(p, n * elem_size, ext);
+  size_t bytes;
+  if (!mul_ok(n, elem_size, &bytes)) return DP_ERR_SIZE_OVERFLOW;
+  return extent_of(p, bytes, ext);
 }
 
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
@@ -85,14 +100,11 @@ dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *
       if (!seq_outer_ok && !sample_outer_ok) return DP_ERR_BAD_STRIDE;
     }
   }
-  if (span > SIZE_MAX / es) return DP_ERR_SIZE_OVERFLOW;
-  return extent_of(t->data, span * es, ext);
+  size_t bytes;
+  if (!mul_ok(span, es, &bytes)) return DP_ERR_SIZE_OVERFLOW;
+  return extent_of(t->data, bytes, ext);
 }
 
-int dp_extents_overlap(dp_extent a, dp_extent b) {
-  if (!a.lo || !b.lo || a.lo == a.hi || b.lo == b.hi) return 0;
-  return a.lo < b.hi && b.lo < a.hi;
-}
 
 int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, const dp_shape *shape) {
   const size_t T = shape->seq ? shape->seq : 1;
