@@ -66,6 +66,8 @@ dp_isa best_isa();
 enum Slot { kX = 0, kF = 1, kO = 2, kT = 3, kSlots = 4 };
 void pool_reserve(size_t elems);  // before the first pool_get
 float *pool_get(Slot slot, size_t elems);
+// The same arrays holding elems values of dtype (the pool's values, rounded).
+void *pool_get_as(Slot slot, size_t elems, dp_dtype dtype);
 void pool_mark_dirty(Slot slot, size_t elems);
 
 // Caps the library at isa; false (and the state skipped) if it cannot run.

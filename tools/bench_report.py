@@ -23,6 +23,9 @@ ISA_ORDER = ["scalar", "sse2", "avx2", "avx512", "neon"]
 API_OPS = ["fwd", "infer", "droppath", "bwd", "bwdx", "bwdxacc"]
 REGION_ORDER = ["L1", "L2", "L3", "DRAM", "tiny", "l2", "small", "vit", "resnet", "large"]
 TIME_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+# Half-precision forms of the forward (a 7th name segment; f32 has none), with
+# the minimal-traffic time ratio to f32 they would reach if memory-bound.
+HALF_FORMS = {"bf16": 0.5, "f16": 0.5, "f32-bf16": 10 / 12, "f32-f16": 10 / 12}
 # Name segments Google Benchmark appends; not part of a case's identity.
 RUN_OPTION_PREFIXES = ("min_time:", "min_warmup_time:", "iterations:", "repeats:", "threads:")
 RUN_OPTION_WORDS = ("real_time", "process_time", "manual_time")
@@ -166,6 +169,30 @@ def api_table(res):
     return table(header, out)
 
 
+def half_table(res):
+    """Half-precision forward rows: GB/s and time ÷ the same f32 case, per (isa, threads)."""
+    keys = [k for k in res.cases if k.split("/")[0] in API_OPS and len(k.split("/")) == 7]
+    if not keys:
+        return None
+    isas, ts = isas_of(keys, 1), threads_of(keys)
+    rows = {}
+    for k in keys:
+        op, isa, shp, p, place, t, form = k.split("/")
+        rows.setdefault((op, shp, p, place, form), {})[(isa, t)] = k
+    forms = list(HALF_FORMS)
+    out = []
+    for rk in sorted(rows, key=lambda r: sort_key([r[0], r[1], r[4]], API_OPS + REGION_ORDER + forms) + (r[2], r[3])):
+        mark = any(res.cases[k].ratio for k in rows[rk].values())
+        cells = [rk[0] + (" ◆" if mark else ""), rk[1], rk[2], rk[3], rk[4]]
+        for i in isas:
+            for t in ts:
+                k = rows[rk].get((i, t))
+                r = ratio(res.time(k), res.time(k.rsplit("/", 1)[0])) if k else None
+                cells.append(fmt(res.gbs(k)) + ("" if r is None else f" ({r:.2f}×)"))
+        out.append(cells)
+    return table(["op", "shape", "p", "place", "dtypes"] + [f"{i} {t}" for i in isas for t in ts], out)
+
+
 def baseline_table(res):
     keys = [k for k in res.cases if k.split("/")[0] in ("triad", "memcpy", "naive")]  # forkjoin: in the notes
     if not keys:
@@ -252,6 +279,15 @@ def targets(res):
         vals = {i: ratio(res.time(f"fwd/{i}/large/p0/inplace/{t}"), res.time(f"fwd/{i}/large/p0.5/inplace/{t}"))
                 for i in isas}
         rows.append(("in-place p=0.5 speedup over p=0, large", "≥ 1.80", t, vals, ge(1.8)))
+    for form, ideal in HALF_FORMS.items():
+        for t in ts:
+            base = "fwd/{}/large/p0/oop/" + t
+            vals = {i: ratio(res.time(base.format(i) + "/" + form), res.time(base.format(i))) for i in isas}
+            label = f"{form} ÷ f32 time, large fused fwd oop p=0"
+            if form == "bf16":
+                rows.append((label, "≤ 0.55", t, vals, lambda v: v <= 0.55))
+            else:  # informational: the byte ratio is what a memory-bound kernel reaches
+                rows.append((f"{label} (bytes {ideal:.2f})", "—", t, vals, None))
     vals = {i: ratio(res.time(f"tiny/api/{i}/p0.1/t1"), res.time(f"tiny/direct/{i}/p0.1/t1")) for i in isas}
     rows.append(("tiny API ÷ direct kernel (time), B=8 D=384", "≤ 1.20", "t1", vals, lambda v: v <= 1.2))
     if len(ts) > 1:
@@ -330,7 +366,7 @@ def plot_series(res, family):
     else:
         for k in res.keys(family):
             s = k.split("/")
-            if s[3] == "p0" and s[4] == "oop" and s[5] == "t1":
+            if len(s) == 6 and s[3] == "p0" and s[4] == "oop" and s[5] == "t1":
                 add(s[1], (COLORS.get(s[1], "#333"), "", 2.0), k, s[2])
         baselines = [k for k in res.cases if k.split("/")[0] in ("triad", "memcpy") and k.endswith("/t1")
                      and k.split("/")[2] in REGION_ORDER[5:]]
@@ -459,7 +495,8 @@ def main(argv=None):
     print(targets_table(res))
     for n in kept_note(res):
         print(f"- {n}")
-    for title, fn in (("Operations through the API (GB/s)", api_table), ("Baselines (GB/s)", baseline_table),
+    for title, fn in (("Operations through the API (GB/s)", api_table),
+                      ("Half-precision storage (GB/s, time ÷ f32)", half_table), ("Baselines (GB/s)", baseline_table),
                       ("Tiny call", tiny_table), ("Kernels, one call, one thread (GB/s)", kernel_table)):
         t = fn(res)
         if t:
