@@ -254,7 +254,8 @@ static void run_residual(dp_job *j, const dp_params *params, const dp_shape *sha
   j->fwd = fwd;
   /* In place, every output line was just read, so it is in cache already:
    * streaming saves no read-for-ownership there (measured ~4% slower). */
-  j->stream = !j->out_is_x && dp_plan_stream(params, row_bytes(j, j->t[R_OUT].es));
+  j->stream = (params->flags & DP_FLAG_STREAM_ALWAYS) ||
+              (!j->out_is_x && dp_plan_stream(params, row_bytes(j, j->t[R_OUT].es)));
   choose_order(j, out);
   run_job(j, params, sat_add(row_bytes(j, 2 * j->t[R_X].es), row_bytes(j, j->t[R_F].es)));
 }

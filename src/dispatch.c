@@ -49,8 +49,15 @@ static int parse_isa_env(const char *s) {
   if (!s) return -1;
   for (; s[n] && n + 1 < sizeof buf; n++) buf[n] = (char)tolower((unsigned char)s[n]);
   buf[n] = 0;
-  for (int isa = 0; isa < DP_ISA_COUNT; isa++)
-    if (strcmp(buf, isa_names[isa]) == 0) return isa;
+  for (int isa = 0; isa < DP_ISA_COUNT; isa++) {
+    if (strcmp(buf, isa_names[isa]) != 0) continue;
+#if defined(__aarch64__)
+    if (isa != DP_ISA_SCALAR && isa != DP_ISA_NEON) return -1; /* an x86 name */
+#else
+    if (isa == DP_ISA_NEON) return -1; /* an Arm name */
+#endif
+    return isa;
+  }
   if (strcmp(buf, "avx512f") == 0 || strcmp(buf, "avx-512") == 0) return DP_ISA_AVX512;
   if (strcmp(buf, "none") == 0 || strcmp(buf, "c") == 0) return DP_ISA_SCALAR;
   /* Unknown names (including another architecture's) are ignored: the

@@ -32,8 +32,9 @@ int dp_plan_threads(const dp_params *params, size_t bytes, size_t items) {
   int want = params->num_threads;
   if (want == 0) want = atomic_load(&default_threads);
   if (want == 1 || items <= 1) return 1;
-  /* Size first: a tiny call decides without asking the OpenMP runtime. */
-  if (want == 0 && bytes < DP_PARALLEL_MIN_BYTES) return 1;
+  /* Size first: a tiny call decides without asking the OpenMP runtime. Only
+   * an explicit per-call num_threads overrides the threshold. */
+  if (params->num_threads == 0 && bytes < DP_PARALLEL_MIN_BYTES) return 1;
   /* Called from inside a parallel region: the caller already owns the
    * cores; nesting would oversubscribe them. */
   if (omp_in_parallel()) return 1;

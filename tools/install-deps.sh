@@ -5,13 +5,13 @@ set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 
-want=(cmake make gcc pkg-config libcmocka-dev)
+want=(cmake make gcc libc6-dev pkg-config libcmocka-dev)
 for group in "$@"; do
   case "$group" in
     build) ;;
     bench) want+=(g++ libbenchmark-dev python3) ;;
     clang) want+=(clang libomp-dev) ;;
-    arm64) want+=(gcc-aarch64-linux-gnu qemu-user libc6:arm64 libcmocka-dev:arm64 libgomp1:arm64) ;;
+    arm64) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64 libcmocka-dev:arm64 libgomp1:arm64) ;;
     fuzz) want+=(clang libclang-rt-14-dev libomp-dev) ;;
     valgrind) want+=(valgrind) ;;
     *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;

@@ -65,7 +65,7 @@ typedef enum dp_status {
   DP_ERR_OVERLAP,           /**< an output partially overlaps an input or another output */
   DP_ERR_BAD_MODE,          /**< unknown dp_mode */
   DP_ERR_BAD_DTYPE,         /**< unknown dtype, or a dtype combination the operation lacks */
-  DP_ERR_BAD_FLAGS,         /**< unknown bits in a flags word */
+  DP_ERR_BAD_FLAGS,         /**< unknown bits in a flags word, or both DP_FLAG_STREAM_* set */
   DP_ERR_BAD_ISA,           /**< unknown dp_isa value */
   DP_ERR_ISA_UNSUPPORTED,   /**< the ISA is not compiled in or the CPU/OS cannot run it */
   DP_ERR_BAD_ARGUMENT       /**< any other invalid value (schedule rule, thread count, ...) */
@@ -102,7 +102,8 @@ enum {
 
 /** Flags in dp_params.flags. */
 enum {
-  DP_FLAG_STREAM_NEVER = 1u << 0, /**< never use non-temporal stores */
+  DP_FLAG_STREAM_NEVER = 1u << 0, /**< never use non-temporal stores (default: only for outputs
+                                       larger than the last-level cache, and not in place) */
   DP_FLAG_STREAM_ALWAYS = 1u << 1 /**< always use non-temporal stores where the ISA has them */
 };
 

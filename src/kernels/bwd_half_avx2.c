@@ -1,6 +1,6 @@
 /*
  * AVX2 backward of a kept row with bf16/f16 storage (see dp_bwd_fn and
- * half.h), 8 lanes; the scalar kernel does head and tail.
+ * half.h), 8 lanes (16 for pure bf16); the scalar kernel does head and tail.
  */
 #include "half_avx2.h"
 #include "kernels.h"
@@ -41,9 +41,38 @@ DP_X86_INLINE void bwd_vec(void *gf, void *gx, const void *g, size_t i, __m256 v
     _mm_storeu_si128((__m128i *)q, gh);
 }
 
+/* Pure bf16, 16 elements (half_avx2.h); same contract as bwd_vec. */
+DP_X86_INLINE void bwd_vec_bf16(void *gf, void *gx, const void *g, size_t i, __m256 vs, int fk, int xk) {
+  const __m256i gh = h256_bf16_load2(g, i);
+  const __m256 glo = h256_bf16_lo(gh), ghi = h256_bf16_hi(gh);
+  __m256 flo = _mm256_mul_ps(vs, glo), fhi = _mm256_mul_ps(vs, ghi);
+  if (fk == K_ACC) {
+    const __m256i fh = h256_bf16_load2(gf, i);
+    flo = _mm256_add_ps(h256_bf16_lo(fh), flo);
+    fhi = _mm256_add_ps(h256_bf16_hi(fh), fhi);
+  }
+  h256_bf16_store2(gf, i, h256_bf16_narrow2(flo, fhi), fk == K_NT);
+  if (xk == K_NONE) return;
+  if (xk == K_ACC) {
+    const __m256i xh = h256_bf16_load2(gx, i);
+    const __m256 xlo = _mm256_add_ps(h256_bf16_lo(xh), glo), xhi = _mm256_add_ps(h256_bf16_hi(xh), ghi);
+    h256_bf16_store2(gx, i, h256_bf16_narrow2(xlo, xhi), 0);
+    return;
+  }
+  h256_bf16_store2(gx, i, gh, xk == K_NT);
+}
+
 /* Whole vectors of [i, n); returns where they end. */
 DP_X86_INLINE size_t bwd_body_fx(void *gf, void *gx, const void *g, size_t i, size_t n, __m256 vs, int tx, int tf, int fk,
                                  int xk) {
+  if (tx == DP_T_BF16 && tf == DP_T_BF16) {
+    for (; n - i >= 2 * DP_HW2; i += 2 * DP_HW2) {
+      bwd_vec_bf16(gf, gx, g, i, vs, fk, xk);
+      bwd_vec_bf16(gf, gx, g, i + DP_HW2, vs, fk, xk);
+    }
+    for (; n - i >= DP_HW2; i += DP_HW2) bwd_vec_bf16(gf, gx, g, i, vs, fk, xk);
+    return i;
+  }
   for (; n - i >= 4 * W; i += 4 * W) {
     bwd_vec(gf, gx, g, i, vs, tx, tf, fk, xk);
     bwd_vec(gf, gx, g, i + W, vs, tx, tf, fk, xk);
