@@ -3,6 +3,7 @@
  * whatever the layout, so a wrong stride or a missed tail in the library
  * shows up as a difference. */
 #include "reference.h"
+#include "test_util.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,22 +92,11 @@ size_t ref_dtype_size(int dtype) {
   return 0;
 }
 
-static uint32_t f32_bits(float v) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  return u;
-}
 
-static float bits_f32(uint32_t u) {
-  float v;
-  memcpy(&v, &u, 4);
-  return v;
-}
-
-float ref_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+float ref_bf16_to_f32(uint16_t h) { return tu_bits_f32((uint32_t)h << 16); }
 
 uint16_t ref_f32_to_bf16(float v) {
-  const uint32_t u = f32_bits(v);
+  const uint32_t u = tu_f32_bits(v);
   if (isnan(v)) return (uint16_t)((u >> 16) | 0x0040u); /* keep sign and payload top, force quiet */
   const uint32_t lsb = (u >> 16) & 1u;
   return (uint16_t)((u + 0x7fffu + lsb) >> 16); /* ties to even; overflow carries into inf */
@@ -119,13 +109,13 @@ float ref_f16_to_f32(uint16_t h) {
     const float mag = (float)mant * 0x1p-24f; /* zero or subnormal: exact */
     return sign ? -mag : mag;
   }
-  if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13));
-  return bits_f32(sign | ((exp - 15u + 127u) << 23) | (mant << 13));
+  if (exp == 31) return tu_bits_f32(sign | 0x7f800000u | (mant << 13));
+  return tu_bits_f32(sign | ((exp - 15u + 127u) << 23) | (mant << 13));
 }
 
 uint16_t ref_f32_to_f16(float v) {
-  const uint16_t sign = (uint16_t)((f32_bits(v) >> 31) << 15);
-  if (isnan(v)) return (uint16_t)(sign | 0x7e00u | ((f32_bits(v) >> 13) & 0x3ffu));
+  const uint16_t sign = (uint16_t)((tu_f32_bits(v) >> 31) << 15);
+  if (isnan(v)) return (uint16_t)(sign | 0x7e00u | ((tu_f32_bits(v) >> 13) & 0x3ffu));
   const double a = fabs((double)v);
   if (a >= 65520.0) return (uint16_t)(sign | 0x7c00u); /* halfway to 2^16 and beyond round to inf */
   if (a < 0x1p-14) {

@@ -68,17 +68,6 @@ static tu_rng rng_for(const char *test_name) {
   return r;
 }
 
-static uint32_t bits_of(float v) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  return u;
-}
-
-static float float_of(uint32_t u) {
-  float v;
-  memcpy(&v, &u, 4);
-  return v;
-}
 
 /* ---------------------------------------------------------------- one call, both sides */
 
@@ -575,7 +564,7 @@ static void test_reference_conversions(void **state) {
   assert_int_equal(ref_f32_to_f16(-2.0f), 0xc000);
   assert_int_equal(ref_f32_to_bf16(1.0f + 0x1p-8f), 0x3f80);   /* tie to even */
   assert_int_equal(ref_f32_to_bf16(0x1.03p0f), 0x3f82); /* tie to even, up */
-  assert_int_equal(ref_f32_to_bf16(float_of(0x7f7fffffu)), 0x7f80);
+  assert_int_equal(ref_f32_to_bf16(tu_bits_f32(0x7f7fffffu)), 0x7f80);
 }
 
 /* ---------------------------------------------------------------- per ISA: masks */
@@ -878,11 +867,11 @@ static void test_backward_consistent_with_forward(void **state) {
       for (size_t e = 0; e < row; e++) {
         const size_t i = b * row + e;
         if (sf[b] == 0.0f) {
-          assert_int_equal(bits_of(gf1[i]), 0);
-          assert_int_equal(bits_of(out[i]), bits_of(x[i]));
+          assert_int_equal(tu_f32_bits(gf1[i]), 0);
+          assert_int_equal(tu_f32_bits(out[i]), tu_f32_bits(x[i]));
         } else {
-          assert_int_equal(bits_of(gf1[i]), bits_of(sf[b] * g[i]));
-          assert_int_equal(bits_of(out[i]), bits_of(x[i] + sf[b] * f[i]));
+          assert_int_equal(tu_f32_bits(gf1[i]), tu_f32_bits(sf[b] * g[i]));
+          assert_int_equal(tu_f32_bits(out[i]), tu_f32_bits(x[i] + sf[b] * f[i]));
         }
       }
     }
@@ -1114,7 +1103,7 @@ static void test_extreme_probabilities(void **state) {
     p.drop_prob = 1.0;
     assert_int_equal(dp_mask(&p, 16, NULL, sc, &cnt, NULL), DP_OK);
     assert_int_equal(cnt, 0);
-    for (int b = 0; b < 16; b++) assert_int_equal(bits_of(sc[b]), 0);
+    for (int b = 0; b < 16; b++) assert_int_equal(tu_f32_bits(sc[b]), 0);
     p.drop_prob = 0.0;
     assert_int_equal(dp_mask(&p, 16, NULL, sc, &cnt, NULL), DP_OK);
     assert_int_equal(cnt, 16);
@@ -1133,7 +1122,7 @@ static void test_extreme_probabilities(void **state) {
   assert_int_equal(dp_inference_add(&p, s, to, tx, tf), DP_OK);
   for (int i = 0; i < 3; i++) assert_true(out[i] == x[i] + 0.75f * f[i]);
   p.drop_prob = 1.0;
-  f[1] = float_of(0x7fc00000u);
+  f[1] = tu_bits_f32(0x7fc00000u);
   assert_int_equal(dp_inference_add(&p, s, to, tx, tf), DP_OK);
   assert_memory_equal(out, x, sizeof x);
   p.scale_by_keep = 1;

@@ -4,10 +4,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Seed for this run: DP_TEST_SEED env var if set, else time-based. Printed
  * once to stderr so a failure can be replayed with DP_TEST_SEED=<n>. */
 uint64_t tu_seed(void);
+
+/* The bits of a float and back (memcpy: no aliasing or union tricks). */
+static inline uint32_t tu_f32_bits(float v) {
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+static inline float tu_bits_f32(uint32_t u) {
+  float v;
+  memcpy(&v, &u, 4);
+  return v;
+}
 
 /* splitmix64-based generator: deterministic for a given state. */
 typedef struct tu_rng {
