@@ -120,8 +120,9 @@ static void run_range(const dp_job *j, size_t lo, size_t hi) {
     /* Plain [B][D] rows, the common case: walk pointers, no index maths. */
     unsigned char *p[R_COUNT];
     for (int r = 0; r < R_COUNT; r++) p[r] = j->t[r].p ? j->t[r].p + lo * j->t[r].ss : NULL;
-    for (size_t b = lo; b < hi; b++) {
+    for (size_t b = lo;; b++) {
       run_row(j, p, scale_of(j, b, &memo_b, &memo_s), j->D);
+      if (b + 1 == hi) break; /* never step past the last row: that address may not exist */
       for (int r = 0; r < R_COUNT; r++)
         if (p[r]) p[r] += j->t[r].ss;
     }
