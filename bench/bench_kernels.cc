@@ -1,8 +1,12 @@
 // Below the API:
 //   kern/<family>_<combo>/<isa>/<L1|L2|L3|DRAM>/<store|stream>  one kernel call on
 //       one contiguous run (bwd writes grad_f and grad_x), single thread
-//   tiny/<api|direct>/<isa>/p<p>/t1  B=8, D=384 forward: dp_forward (validation,
-//       dispatch, mask) vs the same ISA's kernel per row with precomputed scales
+//   tiny/<api|direct|rows>/<isa>/p<p>/t1  B=8, D=384 forward, one thread:
+//       api     dp_forward (validation, dispatch, mask, row walk);
+//       direct  the same work by hand with the same ISA's kernels: the mask
+//               kernel, then one forward call per run of adjacent kept rows
+//               (memcpy per run of dropped rows), as the API makes them;
+//       rows    one call per row, scales precomputed (no mask): a reference
 //   tiny/mask/-/p<p>/t1  dp_mask alone for the same 8 samples (no data)
 //   kern/mask_f32/<isa>/B<n>  the mask kernel alone: scales of n samples
 #include <cstdlib>
@@ -83,7 +87,9 @@ float *tiny_buf(int which) {
   return bufs[which];
 }
 
-void run_tiny(benchmark::State &st, dp_isa isa, double p, bool direct) {
+enum class Tiny { kApi, kDirect, kRows };
+
+void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
   if (!select_isa(st, isa)) return;
   const size_t batch = kTinyBatch, dim = kTinyDim, row = dim * sizeof(float);
   float *x = tiny_buf(0), *f = tiny_buf(1), *o = tiny_buf(2);
@@ -102,6 +108,13 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, bool direct) {
   dp_kernel_table table;
   dp_kernels_for_isa(isa, &table);
   const dp_fwd_fn fwd = table.fwd[DP_COMBO_F32];
+  // The API's keep and scale (dp_params docs); the direct mask must match it.
+  const float keep = float(1.0 - p), scale = 1.0f / keep;
+  std::vector<float> check(batch);
+  for (uint64_t k = 0; k < kOffsets; k++) {
+    table.mask(kSeed, k, 0, keep, scale, batch, check.data());
+    if (std::memcmp(check.data(), &scales[k * batch], batch * sizeof(float)) != 0) std::abort();
+  }
   dp_shape sh;
   sh.batch = batch;
   sh.seq = 1;
@@ -111,11 +124,21 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, bool direct) {
   uint64_t bytes = 0, off = 0;
   dp_status err = DP_OK;
   for (auto _ : st) {
-    if (direct) {
+    if (how != Tiny::kApi) {
+      float drawn[kTinyBatch];
       const float *s = &scales[off * batch];
-      for (size_t b = 0; b < batch; b++) {
-        if (s[b] != 0.0f) fwd(o + b * dim, x + b * dim, f + b * dim, s[b], dim, 0);
-        else std::memcpy(o + b * dim, x + b * dim, row);
+      if (how == Tiny::kDirect) {
+        table.mask(kSeed, off, 0, keep, scale, batch, drawn);
+        s = drawn;
+      }
+      for (size_t b = 0, n; b < batch; b += n) {
+        // direct makes the API's calls: one per run of adjacent rows with
+        // the same scale; rows makes one per row.
+        n = 1;
+        if (how == Tiny::kDirect)
+          while (b + n < batch && s[b + n] == s[b]) n++;
+        if (s[b] != 0.0f) fwd(o + b * dim, x + b * dim, f + b * dim, s[b], n * dim, 0);
+        else std::memcpy(o + b * dim, x + b * dim, n * row);
       }
       benchmark::ClobberMemory();
     } else {
@@ -182,14 +205,15 @@ void register_kernels() {
   }
 
   const double ps[] = {0.0, 0.1, 0.5};
+  const char *const tiny_names[] = {"api", "direct", "rows"};
   for (dp_isa isa : arch_isas())
     for (double p : ps)
-      for (int direct = 0; direct < 2; direct++) {
+      for (int how = 0; how < 3; how++) {
         const bool ratio = p == 0.1;
         if (!wanted(ratio, false)) continue;
-        const std::string name = std::string("tiny/") + (direct ? "direct/" : "api/") + dp_isa_name(isa) + "/p" +
-                                 p_token(p) + "/t1";
-        reg(name, ratio, [isa, p, direct](benchmark::State &st) { run_tiny(st, isa, p, direct != 0); });
+        const std::string name =
+            std::string("tiny/") + tiny_names[how] + "/" + dp_isa_name(isa) + "/p" + p_token(p) + "/t1";
+        reg(name, ratio, [isa, p, how](benchmark::State &st) { run_tiny(st, isa, p, static_cast<Tiny>(how)); });
       }
   // Explains part of the API's tiny-call overhead, so it rides with the ratios.
   for (double p : ps)

@@ -2,7 +2,7 @@
  *   best ISA in (CPU/OS support ∩ built kernels), capped by DROPPATH_ISA
  *   (which can only narrow) and by dp_set_max_isa().
  * Per-ISA tables are built once under pthread_once; afterwards every call
- * only loads an atomic index, so the first concurrent calls cannot race. */
+ * only loads an atomic table pointer, so the first concurrent calls cannot race. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +16,7 @@ static dp_kernel_table tables[DP_ISA_COUNT];
 static unsigned usable_mask; /* CPU ∩ built */
 static int env_cap = -1;     /* from DROPPATH_ISA, -1 = none */
 static atomic_int api_cap = -1;
-static atomic_int active_isa = DP_ISA_SCALAR;
+_Atomic(const dp_kernel_table *) dp_active_table = NULL;
 static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const isa_names[DP_ISA_COUNT] = {"scalar", "sse2", "avx2", "avx512", "neon"};
@@ -65,16 +65,21 @@ static int parse_isa_env(const char *s) {
   return -1;
 }
 
+/* Publishes the ISA's table: one store, so the ISA reported and the table
+ * in use never disagree; release orders the table's contents (built
+ * before) for the inline dp_current_kernels() readers. */
+static void set_active(int isa) { atomic_store_explicit(&dp_active_table, &tables[isa], memory_order_release); }
+
 static void init_dispatch(void) {
   usable_mask = dp_cpu_isa_mask() & dp_built_isa_mask();
   for (int isa = 0; isa < DP_ISA_COUNT; isa++) dp_kernels_for_isa((dp_isa)isa, &tables[isa]);
   env_cap = parse_isa_env(getenv("DROPPATH_ISA"));
-  atomic_store(&active_isa, best_isa());
+  set_active(best_isa());
 }
 
-const dp_kernel_table *dp_current_kernels(void) {
+const dp_kernel_table *dp_current_kernels_slow(void) {
   pthread_once(&init_once, init_dispatch);
-  return &tables[atomic_load_explicit(&active_isa, memory_order_relaxed)];
+  return atomic_load_explicit(&dp_active_table, memory_order_acquire);
 }
 
 int dp_isa_supported(dp_isa isa) {
@@ -85,7 +90,7 @@ int dp_isa_supported(dp_isa isa) {
 
 dp_isa dp_active_isa(void) {
   pthread_once(&init_once, init_dispatch);
-  return (dp_isa)atomic_load(&active_isa);
+  return (dp_isa)(atomic_load_explicit(&dp_active_table, memory_order_acquire) - tables);
 }
 
 dp_status dp_set_max_isa(dp_isa isa) {
@@ -94,7 +99,7 @@ dp_status dp_set_max_isa(dp_isa isa) {
   /* Serialise writers so the active ISA always matches the last cap set. */
   pthread_mutex_lock(&cap_lock);
   atomic_store(&api_cap, (int)isa);
-  atomic_store(&active_isa, best_isa());
+  set_active(best_isa());
   pthread_mutex_unlock(&cap_lock);
   return DP_OK;
 }

@@ -8,13 +8,7 @@ void dp_mask_ctx_init(dp_mask_ctx *ctx, const dp_params *params) {
   ctx->offset = params->offset;
   ctx->sample_base = params->sample_base;
   ctx->batch_mode = params->mode == DP_MODE_BATCH;
-  ctx->keep = (float)(1.0 - params->drop_prob);
-  /* keep == 0 drops every sample and the scale is never used. The divisor is
-   * clamped because compilers may evaluate 1/keep speculatively, and a 1/0
-   * would trap for callers running with FP exceptions enabled. Any nonzero
-   * keep is >= 2^-53, so the clamp changes no value. */
-  const float divisor = ctx->keep > 0x1p-60f ? ctx->keep : 0x1p-60f;
-  ctx->scale = params->scale_by_keep && ctx->keep > 0.0f ? 1.0f / divisor : 1.0f;
+  dp_keep_and_scale(params, &ctx->keep, &ctx->scale);
 }
 
 float dp_mask_sample_scale(const dp_mask_ctx *ctx, size_t b) {

@@ -69,9 +69,10 @@ static size_t read_sysfs_cache_bytes(void) {
   return best;
 }
 
+atomic_size_t dp_llc_cached = 0;
+
 size_t dp_llc_bytes(void) {
-  static atomic_size_t cached = 0;
-  size_t v = atomic_load(&cached);
+  size_t v = atomic_load(&dp_llc_cached);
   if (v) return v;
   const char *env = getenv("DROPPATH_LLC_BYTES"); /* for tests and odd systems */
   if (env && *env) v = (size_t)strtoull(env, NULL, 0);
@@ -86,16 +87,8 @@ size_t dp_llc_bytes(void) {
   }
 #endif
   if (!v) v = (size_t)32 << 20;
-  atomic_store(&cached, v);
+  atomic_store(&dp_llc_cached, v);
   return v;
-}
-
-int dp_plan_stream(const dp_params *params, size_t out_bytes) {
-  if (params->flags & DP_FLAG_STREAM_NEVER) return 0;
-  if (params->flags & DP_FLAG_STREAM_ALWAYS) return 1;
-  /* Streaming stores skip the read-for-ownership of each output line but
-   * leave the result out of cache: worth it only when it would not fit. */
-  return out_bytes > dp_llc_bytes();
 }
 
 void dp_stream_fence(void) {

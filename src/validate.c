@@ -17,24 +17,6 @@ dp_status dp_check_params(const dp_params *params) {
   return DP_OK;
 }
 
-size_t dp_dtype_size(int dtype) {
-  switch (dtype) {
-    case DP_F32: return 4;
-    case DP_BF16:
-    case DP_F16: return 2;
-    default: return 0;
-  }
-}
-
-int dp_combo_of(int x_dtype, int f_dtype) {
-  if (x_dtype == DP_F32 && f_dtype == DP_F32) return DP_COMBO_F32;
-  if (x_dtype == DP_BF16 && f_dtype == DP_BF16) return DP_COMBO_BF16;
-  if (x_dtype == DP_F16 && f_dtype == DP_F16) return DP_COMBO_F16;
-  if (x_dtype == DP_F32 && f_dtype == DP_BF16) return DP_COMBO_F32_BF16;
-  if (x_dtype == DP_F32 && f_dtype == DP_F16) return DP_COMBO_F32_F16;
-  return -1;
-}
-
 /* a*b without wrapping; returns 0 on overflow. The builtins compile to a
  * multiply and a flag test: a division here costs more than a tiny call's
  * whole kernel time. */
@@ -103,13 +85,4 @@ dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *
   size_t bytes;
   if (!mul_ok(span, es, &bytes)) return DP_ERR_SIZE_OVERFLOW;
   return extent_of(t->data, bytes, ext);
-}
-
-
-int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, const dp_shape *shape) {
-  const size_t T = shape->seq ? shape->seq : 1;
-  /* A stride that is never applied (one sample, one row) does not matter. */
-  return a->data == b->data && a->dtype == b->dtype &&
-         (shape->batch <= 1 || a->sample_stride == b->sample_stride) &&
-         (T == 1 || a->seq_stride == b->seq_stride);
 }

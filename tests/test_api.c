@@ -97,6 +97,7 @@ typedef struct api_case {
   dp_shape shape;
   uint32_t bflags;
   int scales_other_seed; /* backward: scales given come from another seed */
+  int scales_in_runs;    /* backward: scales given are hand-made runs (see fill_scale_runs) */
   role r[NROLES];
 } api_case;
 
@@ -259,6 +260,18 @@ static void fill_elems(tu_rng *rng, unsigned char *p, int dtype, size_t n) {
   }
 }
 
+/* Runs of 1-4 equal scales from a palette of values that compare equal
+ * (+0 and -0), never do (NaN), or are merely unusual (inf, a subnormal):
+ * what a caller may pass to dp_backward. The library joins adjacent rows
+ * with equal scales into one kernel call; the results must not show it. */
+static void fill_scale_runs(tu_rng *rng, float *s, size_t n) {
+  static const float palette[] = {0.5f, 2.0f, 1.0f, 0.0f, -0.0f, NAN, INFINITY, 0x1p-140f, 1.25f, -3.0f};
+  for (size_t i = 0; i < n;) {
+    const float v = palette[tu_range(rng, 0, sizeof palette / sizeof palette[0] - 1)];
+    for (size_t k = tu_range(rng, 1, 4); k > 0 && i < n; k--) s[i++] = v;
+  }
+}
+
 /* Allocate and fill every buffer; the library side, the reference side and a
  * pristine copy (for re-running) start identical. */
 static void case_alloc(api_case *c, tu_rng *rng) {
@@ -273,7 +286,9 @@ static void case_alloc(api_case *c, tu_rng *rng) {
     }
     r->bytes = r->elems * r->es;
     r->lib = tu_buf_alloc(r->bytes, r->misalign);
-    if (i == RS && c->op == OP_BWD) {
+    if (i == RS && c->op == OP_BWD && c->scales_in_runs) {
+      fill_scale_runs(rng, (float *)(void *)r->lib.data, c->shape.batch);
+    } else if (i == RS && c->op == OP_BWD) {
       dp_params q = c->p;
       if (c->scales_other_seed) q.seed ^= 0x5bd1e995u;
       ref_mask(&q, c->shape.batch, NULL, (float *)(void *)r->lib.data, NULL, NULL);
@@ -750,6 +765,32 @@ static void test_backward_all_variants(void **state) {
       c.r[R0].alias_of = (v / 24) && c.xt == c.ft ? R2 : -1;
       run_case(&c, &rng, __func__);
     }
+  }
+}
+
+/* dp_backward with caller-given scales in runs (fill_scale_runs) on dense
+ * layouts, [B][D] and [B][T][D], where the walk joins a sample's rows and
+ * adjacent samples of equal scale into one kernel call: every flag, with and
+ * without grad_x, grad_f separate or grad_out itself, 0-2 threads. */
+static void test_backward_given_scales_in_runs(void **state) {
+  (void)state;
+  tu_rng rng = rng_for(__func__);
+  for (size_t it = 0; it < iters_div(2); it++) {
+    api_case c;
+    case_random(&c, &rng, OP_BWD);
+    c.bflags = (uint32_t)(it & 3);
+    c.r[R1].present = 0;
+    if ((it >> 2) & 1) set_role(&rng, &c, R1);
+    c.r[R0].alias_of = (it % 3 == 0) && c.xt == c.ft ? R2 : -1;
+    for (int i = R0; i <= R2; i++) {
+      const dp_tensor t = dp_tensor_dense(NULL, DP_F32, c.shape);
+      c.r[i].ss = t.sample_stride;
+      c.r[i].ts = t.seq_stride;
+    }
+    set_role(&rng, &c, RS);
+    c.scales_in_runs = 1;
+    c.p.num_threads = (int)(it % 3);
+    run_case(&c, &rng, __func__);
   }
 }
 
@@ -1278,6 +1319,7 @@ int main(void) {
       cmocka_unit_test(test_drop_path_random),
       cmocka_unit_test(test_backward_random),
       cmocka_unit_test(test_backward_all_variants),
+      cmocka_unit_test(test_backward_given_scales_in_runs),
       cmocka_unit_test(test_dropped_rows_are_x),
       cmocka_unit_test(test_drop_path_dropped_are_zero_bits),
       cmocka_unit_test(test_backward_consistent_with_forward),

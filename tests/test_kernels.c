@@ -778,12 +778,16 @@ static const dp_kernel_info formula_mask_info = {"formula_mask", "mask", DP_COMB
                                                  (void (*)(void))formula_mask};
 
 /* u of sample g, the value keep is compared with. */
-static float mask_u(uint64_t seed, uint64_t offset, uint64_t g) {
+static uint32_t mask_word(uint64_t seed, uint64_t offset, uint64_t g) {
   const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
   const uint32_t ctr[4] = {(uint32_t)g, (uint32_t)(g >> 32), (uint32_t)offset, (uint32_t)(offset >> 32)};
   uint32_t out[4];
   dp_philox4x32_10(ctr, key, out);
-  return (float)(out[0] >> 8) * 0x1p-24f;
+  return out[0];
+}
+
+static float mask_u(uint64_t seed, uint64_t offset, uint64_t g) {
+  return (float)(mask_word(seed, offset, g) >> 8) * 0x1p-24f;
 }
 
 static uint64_t random_u64(tu_rng *r) {
@@ -900,6 +904,30 @@ static int run_mask_kernel(runner *ru) {
     const int which = (int)(tu_next(&ru->rng) % 3);
     c.keep = which == 0 ? u : which == 1 ? nextafterf(u, 2.0f) : nextafterf(u, -1.0f);
     RUN_MASK(c);
+  }
+
+  /* The same, at a word whose low byte is 0: a kernel deciding with w0 and
+   * an integer threshold (w0 < thr*256) meets its exact cut-off there, which
+   * a random word hits once in 256. */
+  ru->section = "keep at the threshold of a word with a zero low byte";
+  int found = 0;
+  for (int it = 0; it < 60; it++) {
+    random_mcase(&ru->rng, &c, tu_range(&ru->rng, 1, 40));
+    size_t at = SIZE_MAX;
+    for (int tries = 0; tries < 512 && at == SIZE_MAX; tries++, c.base += c.n)
+      for (size_t i = 0; i < c.n && at == SIZE_MAX; i++)
+        if ((mask_word(c.seed, c.offset, c.base + i) & 0xFFu) == 0) at = i;
+    if (at == SIZE_MAX) continue;
+    c.base -= c.n; /* the loop stepped once past the run that has it */
+    const float u = mask_u(c.seed, c.offset, c.base + at);
+    const int which = it % 3;
+    c.keep = which == 0 ? u : which == 1 ? nextafterf(u, 2.0f) : nextafterf(u, -1.0f);
+    found++;
+    RUN_MASK(c);
+  }
+  if (found < 30) {
+    printf("FAIL %s: only %d of 60 searches found a zero-low-byte word\n", ru->section, found);
+    return 0;
   }
 
   ru->section = "each keep and scale at every n to 20";

@@ -46,19 +46,28 @@ DP_MASK_INLINE __m512i philox_w0(const keys512 *k, __m512i g) {
   return XOR3(_mm512_srli_epi64(_mm512_mul_epu32(c2, k->m1), 32), c1, k->k0[9]);
 }
 
-/* u = (w0 >> 8) * 2^-24 is exact in binary32, so comparing it as float is the
- * scalar decision bit for bit, whatever keep is. */
-DP_MASK_INLINE __m256 scales_of(__m512i w, __m256 keep, __m256 scale) {
-  const __m256i t = _mm256_srli_epi32(_mm512_cvtepi64_epi32(w), 8);
-  const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(0x1p-24f));
-  return _mm256_maskz_mov_ps(_mm256_cmp_ps_mask(u, keep, _CMP_LT_OQ), scale);
+/* Integer form of the scalar decision u < keep, u = (w0 >> 8) * 2^-24:
+ * t = w0 >> 8 is an integer, so t < keep*2^24 iff t < ceil(keep*2^24) = thr,
+ * iff w0 < thr*256 (which may be 2^32: compared in 64-bit lanes).  Same bits
+ * as the float compare, a few cycles shorter on the latency chain a tiny
+ * call waits on. */
+DP_MASK_INLINE __m256 scales_of(__m512i w, __m512i lo32, __m512i thr, __m256 scale) {
+  return _mm256_maskz_mov_ps(_mm512_cmplt_epu64_mask(_mm512_and_si512(w, lo32), thr), scale);
 }
 
 void dp_mask_f32__avx512(uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n,
                          float *scales) {
   keys512 k;
   keys512_init(&k, seed, offset);
-  const __m256 vkeep = _mm256_set1_ps(keep), vscale = _mm256_set1_ps(scale);
+  /* keep outside (0, 1), NaN included, keeps none or all, as u < keep does.
+   * Inside, t = keep*2^24 is exact and below 2^24: thr = ceil(t), in integers. */
+  const float t24 = keep * 0x1p24f;
+  const uint32_t whole = keep > 0.0f && keep < 1.0f ? (uint32_t)t24 : 0;
+  const uint64_t thr = !(keep > 0.0f) ? 0
+                       : keep >= 1.0f ? (uint64_t)1 << 32
+                                      : (uint64_t)(whole + ((float)whole < t24 ? 1u : 0u)) << 8;
+  const __m512i vthr = _mm512_set1_epi64((long long)thr), lo32 = _mm512_set1_epi64(0xFFFFFFFFll);
+  const __m256 vscale = _mm256_set1_ps(scale);
   const __m512i iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), step = _mm512_set1_epi64(8);
   __m512i g = _mm512_add_epi64(_mm512_set1_epi64((long long)base), iota);
   size_t i = 0;
@@ -66,14 +75,14 @@ void dp_mask_f32__avx512(uint64_t seed, uint64_t offset, uint64_t base, float ke
   for (; i + 32 <= n; i += 32) {
     const __m512i g1 = _mm512_add_epi64(g, step), g2 = _mm512_add_epi64(g1, step), g3 = _mm512_add_epi64(g2, step);
     const __m512i w0 = philox_w0(&k, g), w1 = philox_w0(&k, g1), w2 = philox_w0(&k, g2), w3 = philox_w0(&k, g3);
-    _mm256_storeu_ps(scales + i, scales_of(w0, vkeep, vscale));
-    _mm256_storeu_ps(scales + i + 8, scales_of(w1, vkeep, vscale));
-    _mm256_storeu_ps(scales + i + 16, scales_of(w2, vkeep, vscale));
-    _mm256_storeu_ps(scales + i + 24, scales_of(w3, vkeep, vscale));
+    _mm256_storeu_ps(scales + i, scales_of(w0, lo32, vthr, vscale));
+    _mm256_storeu_ps(scales + i + 8, scales_of(w1, lo32, vthr, vscale));
+    _mm256_storeu_ps(scales + i + 16, scales_of(w2, lo32, vthr, vscale));
+    _mm256_storeu_ps(scales + i + 24, scales_of(w3, lo32, vthr, vscale));
     g = _mm512_add_epi64(g3, step);
   }
   for (; i < n; i += 8) {
-    const __m256 s = scales_of(philox_w0(&k, g), vkeep, vscale);
+    const __m256 s = scales_of(philox_w0(&k, g), lo32, vthr, vscale);
     g = _mm512_add_epi64(g, step);
     if (n - i >= 8) {
       _mm256_storeu_ps(scales + i, s);
