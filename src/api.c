@@ -449,6 +449,8 @@ dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, d
                        float *scales_out) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
+  float small[DP_SMALL_BATCH];
+  const float *drawn = draw_small(params, shape.batch, small); /* see "small calls" */
   dp_extent eo, ex, es;
   if ((st = dp_check_tensor(&out, &shape, &eo)) != DP_OK) return st;
   if ((st = dp_check_tensor(&x, &shape, &ex)) != DP_OK) return st;
@@ -464,8 +466,9 @@ dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, d
 
   dp_job j;
   init_job(&j, OP_DROP_PATH, params, &shape);
-  float stack_scales[DP_STACK_SCALES], *heap;
-  j.scales = prepare_scales(&j, scales_out, stack_scales, &heap);
+  float stack_scales[DP_STACK_SCALES], *heap = NULL;
+  if (drawn && scales_out) memcpy(scales_out, drawn, shape.batch * sizeof(float));
+  j.scales = drawn ? drawn : prepare_scales(&j, scales_out, stack_scales, &heap);
   if (j.D != 0) {
     set_role(&j, R_OUT, &out);
     set_role(&j, R_X, &x);
@@ -483,6 +486,8 @@ dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   if (flags & ~(uint32_t)(DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X)) return DP_ERR_BAD_FLAGS;
+  float small[DP_SMALL_BATCH];
+  const float *drawn = scales ? NULL : draw_small(params, shape.batch, small); /* see "small calls" */
   const int has_gx = grad_x.data != NULL;
   dp_extent ef, ex = {NULL, NULL}, eg, es;
   if ((st = dp_check_tensor(&grad_f, &shape, &ef)) != DP_OK) return st;
@@ -502,7 +507,7 @@ dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
   dp_job j;
   init_job(&j, OP_BWD, params, &shape);
   float stack_scales[DP_STACK_SCALES], *heap = NULL;
-  j.scales = scales ? scales : prepare_scales(&j, NULL, stack_scales, &heap);
+  j.scales = scales ? scales : drawn ? drawn : prepare_scales(&j, NULL, stack_scales, &heap);
   set_role(&j, R_GF, &grad_f);
   if (has_gx) set_role(&j, R_GX, &grad_x);
   set_role(&j, R_G, &grad_out);
