@@ -192,11 +192,18 @@ static void flatten_rows(dp_job *j) {
   j->dense = j->T == 1 && dense;
 }
 
+/* Threads for `rows` rows of `row_elems` elements moving traffic_bytes: a
+ * row long enough to split into DP_MIN_CHUNK pieces counts as that many
+ * items. The job and the small-call loop both decide with this. */
+static int plan_row_threads(const dp_params *params, size_t traffic_bytes, size_t rows, size_t row_elems) {
+  const size_t max_chunks = row_elems / DP_MIN_CHUNK > 0 ? row_elems / DP_MIN_CHUNK : 1;
+  return dp_plan_threads(params, traffic_bytes, rows * max_chunks);
+}
+
 static void run_job(dp_job *j, const dp_params *params, size_t traffic_bytes) {
   flatten_rows(j);
   const size_t rows = j->B * j->T; /* fits: a validated span holds every row */
-  const size_t max_chunks = j->D / DP_MIN_CHUNK > 0 ? j->D / DP_MIN_CHUNK : 1;
-  const int nt = dp_plan_threads(params, traffic_bytes, rows * max_chunks);
+  const int nt = plan_row_threads(params, traffic_bytes, rows, j->D);
   j->chunk = j->D;
   if (nt > 1 && rows < (size_t)nt * 8) {
     /* Few rows for the threads (B = 1, say): split rows too. */
@@ -316,6 +323,19 @@ static dp_status check_residual(const dp_shape *shape, const dp_tensor *out,
 }
 
 /* out = x + s*f over all rows of a validated call with D > 0. */
+/* Whether a residual op writing out_bytes streams its stores. In place,
+ * every output line was just read, so it is in cache already: streaming
+ * saves no read-for-ownership there (measured ~4% slower). */
+static int residual_stream(const dp_params *params, int out_is_x, size_t out_bytes) {
+  return (params->flags & DP_FLAG_STREAM_ALWAYS) || (!out_is_x && dp_plan_stream(params, out_bytes));
+}
+
+/* Bytes a residual op moves over `elems` elements: reads x and f, writes out. */
+static size_t residual_traffic(size_t elems, size_t xs, size_t fs) {
+  const size_t x_bytes = elems > SIZE_MAX / (2 * xs) ? SIZE_MAX : elems * 2 * xs;
+  return sat_add(x_bytes, elems > SIZE_MAX / fs ? SIZE_MAX : elems * fs);
+}
+
 static void run_residual(dp_job *j, const dp_params *params, const dp_shape *shape, const dp_tensor *out,
                          const dp_tensor *x, const dp_tensor *f, dp_fwd_fn fwd) {
   set_role(j, R_OUT, out);
@@ -323,12 +343,9 @@ static void run_residual(dp_job *j, const dp_params *params, const dp_shape *sha
   set_role(j, R_F, f);
   j->out_is_x = dp_tensors_identical(out, x, shape);
   j->fwd = fwd;
-  /* In place, every output line was just read, so it is in cache already:
-   * streaming saves no read-for-ownership there (measured ~4% slower). */
-  j->stream = (params->flags & DP_FLAG_STREAM_ALWAYS) ||
-              (!j->out_is_x && dp_plan_stream(params, row_bytes(j, j->t[R_OUT].es)));
+  j->stream = residual_stream(params, j->out_is_x, row_bytes(j, j->t[R_OUT].es));
   choose_order(j, out);
-  run_job(j, params, sat_add(row_bytes(j, 2 * j->t[R_X].es), row_bytes(j, j->t[R_F].es)));
+  run_job(j, params, residual_traffic(j->B * j->T * j->D, j->t[R_X].es, j->t[R_F].es));
 }
 
 /* ---- small calls
@@ -372,12 +389,10 @@ static int run_small_residual(const dp_params *params, const dp_shape *shape, co
     n *= T; /* fits: a validated span holds every row */
   }
   const size_t xs = dp_dtype_size(x->dtype), fs = dp_dtype_size(f->dtype);
-  const size_t out_bytes = B * n * xs; /* fits: validated span */
-  /* The job's thread plan (run_job): it would split rows of DP_MIN_CHUNK. */
-  const size_t items = B * (n / DP_MIN_CHUNK > 0 ? n / DP_MIN_CHUNK : 1);
-  if (dp_plan_threads(params, sat_add(sat_add(out_bytes, out_bytes), B * n * fs), items) != 1) return 0;
+  /* The job's own decisions (run_residual, run_job), on the same numbers. */
+  if (plan_row_threads(params, residual_traffic(B * n, xs, fs), B, n) != 1) return 0;
   const int out_is_x = dp_tensors_identical(out, x, shape);
-  const int stream = (params->flags & DP_FLAG_STREAM_ALWAYS) || (!out_is_x && dp_plan_stream(params, out_bytes));
+  const int stream = residual_stream(params, out_is_x, B * n * xs); /* fits: validated span */
   unsigned char *po = (unsigned char *)out->data;
   const unsigned char *px = (const unsigned char *)x->data, *pf = (const unsigned char *)f->data;
   const size_t so = out->sample_stride * xs, sx = x->sample_stride * xs, sf = f->sample_stride * fs;

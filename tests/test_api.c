@@ -996,6 +996,8 @@ static void test_thread_count_independent(void **state) {
       {{64, 1, 1024}, 0},   /* 256 KiB per tensor */
       {{1, 1, 200003}, 0},  /* one row, split across threads */
       {{3, 5, 4099}, 1},    /* few rows, each split with a tail */
+      {{3, 5, 4099}, 0},    /* dense [B][T][D]: one thread flattens it in the small-call loop */
+      {{16, 1, 2500}, 0},   /* the largest small-call batch */
       {{2, 0, 8191}, 0},
       {{37, 3, 613}, 1},    /* seq-first, odd everything */
   };
@@ -1082,9 +1084,10 @@ static void test_empty_shapes(void **state) {
   tu_buf db = tu_buf_alloc(64 * 4, 0);
   float *sc = (float *)(void *)sb.data;
   const dp_tensor d4 = {db.data, DP_F32, 4, 4};
-  const dp_shape b0 = {0, 3, 4}, d0 = {7, 3, 0}, both = {0, 0, 0};
-  const dp_shape shapes[3] = {b0, d0, both};
-  for (int k = 0; k < 3; k++) {
+  /* d0 draws its scales early (small batch), d0_big through the job. */
+  const dp_shape b0 = {0, 3, 4}, d0 = {7, 3, 0}, d0_big = {40, 3, 0}, both = {0, 0, 0};
+  const dp_shape shapes[4] = {b0, d0, d0_big, both};
+  for (int k = 0; k < 4; k++) {
     const dp_shape s = shapes[k];
     for (int with_data = 0; with_data < 2; with_data++) {
       const dp_tensor t = with_data ? d4 : null_t;
