@@ -50,65 +50,8 @@ DP_X86_INLINE size_t bwd_body_fx(void *gf, void *gx, const void *g, size_t i, si
   return i;
 }
 
-/* One loop per (fk, xk) pair, so the hot loop carries no mode branches. */
-DP_X86_INLINE size_t bwd_body_f(void *gf, void *gx, const void *g, size_t i, size_t n, __m128 vs, int tx, int tf, int fk,
-                                int xk) {
-  switch (xk) {
-    case K_SET: return bwd_body_fx(gf, gx, g, i, n, vs, tx, tf, fk, K_SET);
-    case K_NT: return bwd_body_fx(gf, gx, g, i, n, vs, tx, tf, fk, K_NT);
-    case K_ACC: return bwd_body_fx(gf, gx, g, i, n, vs, tx, tf, fk, K_ACC);
-    default: return bwd_body_fx(gf, gx, g, i, n, vs, tx, tf, fk, K_NONE);
-  }
-}
-
-DP_X86_INLINE size_t bwd_body(void *gf, void *gx, const void *g, size_t i, size_t n, __m128 vs, int tx, int tf, int fk,
-                              int xk) {
-  switch (fk) {
-    case K_SET: return bwd_body_f(gf, gx, g, i, n, vs, tx, tf, K_SET, xk);
-    case K_NT: return bwd_body_f(gf, gx, g, i, n, vs, tx, tf, K_NT, xk);
-    default: return bwd_body_f(gf, gx, g, i, n, vs, tx, tf, K_ACC, xk);
-  }
-}
-
-/* Elements [i, i+k) through the scalar kernel; gx only offset when present. */
-DP_X86_INLINE void bwd_part(void *gf, void *gx, const void *g, size_t i, size_t k, float s, unsigned mode, int tx, int tf,
-                            dp_bwd_fn part) {
-  part((char *)gf + i * dp_t_size(tf), gx ? (char *)gx + i * dp_t_size(tx) : NULL, (const char *)g + i * dp_t_size(tx), s,
-       k, mode);
-}
-
-DP_X86_INLINE void bwd_run(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode, int tx, int tf,
-                           dp_bwd_fn part) {
-  const __m128 vs = _mm_set1_ps(s);
-  int fk = (mode & DP_KBWD_ACC_F) ? K_ACC : K_SET;
-  int xk = !gx ? K_NONE : (mode & DP_KBWD_ACC_X) ? K_ACC : K_SET;
-  const int want_nt = (mode & DP_KBWD_STREAM) && n >= DP_STREAM_MIN_ELEMS;
-  const size_t xs = dp_t_size(tx), fs = dp_t_size(tf);
-  size_t i = 0;
-  /* Align the output that will stream, else gf: aligned 16-byte stores never
-   * split a cache line. */
-  if (n >= 4 * W) {
-    i = want_nt && fk != K_SET && xk == K_SET ? dp_elem_head(gx, xs, 16) : dp_elem_head(gf, fs, 16);
-    if (i) bwd_part(gf, gx, g, 0, i, s, mode, tx, tf, part);
-  }
-  if (want_nt && fk == K_SET && dp_is_aligned((char *)gf + i * fs, 16)) fk = K_NT;
-  if (want_nt && xk == K_SET && dp_is_aligned((char *)gx + i * xs, 16)) xk = K_NT;
-  i = bwd_body(gf, gx, g, i, n, vs, tx, tf, fk, xk);
-  if (i < n) bwd_part(gf, gx, g, i, n - i, s, mode, tx, tf, part);
-}
-
-void dp_bwd_bf16__sse2(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {
-  bwd_run(gf, gx, g, s, n, mode, DP_T_BF16, DP_T_BF16, dp_bwd_bf16__scalar);
-}
-
-void dp_bwd_f16__sse2(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {
-  bwd_run(gf, gx, g, s, n, mode, DP_T_F16, DP_T_F16, dp_bwd_f16__scalar);
-}
-
-void dp_bwd_f32bf16__sse2(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {
-  bwd_run(gf, gx, g, s, n, mode, DP_T_F32, DP_T_BF16, dp_bwd_f32bf16__scalar);
-}
-
-void dp_bwd_f32f16__sse2(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode) {
-  bwd_run(gf, gx, g, s, n, mode, DP_T_F32, DP_T_F16, dp_bwd_f32f16__scalar);
-}
+#define HV __m128
+#define hv_set1(s) _mm_set1_ps(s)
+#define HV_BYTES 16
+#define HALF_ISA sse2
+#include "bwd_half_x86_run.h"

@@ -35,26 +35,8 @@ DP_X86_INLINE size_t scale_body(void *out, const void *x, size_t i, size_t n, __
   return i;
 }
 
-DP_X86_INLINE void scale_run(void *out, const void *x, float s, size_t n, int stream, int t, dp_scale_fn part) {
-  const __m256 vs = _mm256_set1_ps(s);
-  size_t i = 0;
-  /* Peel to a 32-byte boundary of out: misaligned stores split cache lines. */
-  if (n >= 4 * W) {
-    i = dp_elem_head(out, 2, 32);
-    if (i) part(out, x, s, i, 0);
-  }
-  const int nt = stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned((const char *)out + 2 * i, 32);
-  if (nt)
-    i = scale_body(out, x, i, n, vs, t, 1);
-  else
-    i = scale_body(out, x, i, n, vs, t, 0);
-  if (i < n) part((char *)out + 2 * i, (const char *)x + 2 * i, s, n - i, 0);
-}
-
-void dp_scale_bf16__avx2(void *out, const void *x, float s, size_t n, int stream) {
-  scale_run(out, x, s, n, stream, DP_T_BF16, dp_scale_bf16__scalar);
-}
-
-void dp_scale_f16__avx2(void *out, const void *x, float s, size_t n, int stream) {
-  scale_run(out, x, s, n, stream, DP_T_F16, dp_scale_f16__scalar);
-}
+#define HV __m256
+#define hv_set1(s) _mm256_set1_ps(s)
+#define HV_BYTES 32
+#define HALF_ISA avx2
+#include "scale_half_x86_run.h"

@@ -20,26 +20,8 @@ DP_X86_INLINE size_t scale_body(void *out, const void *x, size_t i, size_t n, __
   return i;
 }
 
-DP_X86_INLINE void scale_run(void *out, const void *x, float s, size_t n, int stream, int t, dp_scale_fn part) {
-  const __m128 vs = _mm_set1_ps(s);
-  size_t i = 0;
-  /* Peel to a 16-byte boundary of out: aligned 16-byte stores never split a cache line. */
-  if (n >= 4 * W) {
-    i = dp_elem_head(out, 2, 16);
-    if (i) part(out, x, s, i, 0);
-  }
-  const int nt = stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned((const char *)out + 2 * i, 16);
-  if (nt)
-    i = scale_body(out, x, i, n, vs, t, 1);
-  else
-    i = scale_body(out, x, i, n, vs, t, 0);
-  if (i < n) part((char *)out + 2 * i, (const char *)x + 2 * i, s, n - i, 0);
-}
-
-void dp_scale_bf16__sse2(void *out, const void *x, float s, size_t n, int stream) {
-  scale_run(out, x, s, n, stream, DP_T_BF16, dp_scale_bf16__scalar);
-}
-
-void dp_scale_f16__sse2(void *out, const void *x, float s, size_t n, int stream) {
-  scale_run(out, x, s, n, stream, DP_T_F16, dp_scale_f16__scalar);
-}
+#define HV __m128
+#define hv_set1(s) _mm_set1_ps(s)
+#define HV_BYTES 16
+#define HALF_ISA sse2
+#include "scale_half_x86_run.h"
