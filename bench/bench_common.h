@@ -14,7 +14,7 @@
 // kernels.h is a C header without C++ guards of its own.
 extern "C" {
 #include "droppath/droppath.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 }
 
 namespace dpb {

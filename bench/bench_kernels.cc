@@ -17,16 +17,6 @@
 namespace dpb {
 namespace {
 
-const char *combo_name(dp_combo c) {
-  switch (c) {
-    case DP_COMBO_F32: return "f32";
-    case DP_COMBO_BF16: return "bf16";
-    case DP_COMBO_F16: return "f16";
-    case DP_COMBO_F32_BF16: return "f32bf16";
-    default: return "f32f16";
-  }
-}
-
 void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, bool stream) {
   if (!dp_isa_supported(k.isa)) {
     st.SkipWithError("ISA not supported by this CPU or build");
@@ -37,16 +27,16 @@ void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, bool st
   void *o = pool_get(kO, n), *x = pool_get(kX, n), *f = pool_get(kF, n), *t = pool_get(kT, n);
   const float s = 1.0f / 0.9f;
   size_t per_call;
-  if (k.family[0] == 'f') {
-    const dp_fwd_fn fn = reinterpret_cast<dp_fwd_fn>(k.fn);
+  if (k.family == DP_FAMILY_fwd) {
+    const dp_fwd_fn fn = k.fn.fwd;
     per_call = n * (2 * xs + fs);
     for (auto _ : st) fn(o, x, f, s, n, stream ? 1 : 0);
-  } else if (k.family[0] == 's') {
-    const dp_scale_fn fn = reinterpret_cast<dp_scale_fn>(k.fn);
+  } else if (k.family == DP_FAMILY_scale) {
+    const dp_scale_fn fn = k.fn.scale;
     per_call = n * 2 * xs;
     for (auto _ : st) fn(o, x, s, n, stream ? 1 : 0);
   } else {
-    const dp_bwd_fn fn = reinterpret_cast<dp_bwd_fn>(k.fn);
+    const dp_bwd_fn fn = k.fn.bwd;
     per_call = n * (fs + 2 * xs);  // read g, write gf and gx
     for (auto _ : st) fn(o, t, f, s, n, stream ? unsigned(DP_KBWD_STREAM) : 0u);
   }
@@ -63,7 +53,7 @@ void run_mask_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n) {
     st.SkipWithError("ISA not supported by this CPU or build");
     return;
   }
-  const dp_mask_fn fn = reinterpret_cast<dp_mask_fn>(k.fn);
+  const dp_mask_fn fn = k.fn.mask;
   float *scales = pool_get(kO, n);
   const float keep = 0.9f;
   uint64_t off = 0;
@@ -112,7 +102,7 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
   const float keep = float(1.0 - p), scale = 1.0f / keep;
   std::vector<float> check(batch);
   for (uint64_t k = 0; k < kOffsets; k++) {
-    table.mask(kSeed, k, 0, keep, scale, batch, check.data());
+    table.mask[DP_COMBO_F32](kSeed, k, 0, keep, scale, batch, check.data());
     if (std::memcmp(check.data(), &scales[k * batch], batch * sizeof(float)) != 0) std::abort();
   }
   dp_shape sh;
@@ -128,7 +118,7 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
       float drawn[kTinyBatch];
       const float *s = &scales[off * batch];
       if (how == Tiny::kDirect) {
-        table.mask(kSeed, off, 0, keep, scale, batch, drawn);
+        table.mask[DP_COMBO_F32](kSeed, off, 0, keep, scale, batch, drawn);
         s = drawn;
       }
       for (size_t b = 0, n; b < batch; b += n) {
@@ -183,7 +173,7 @@ void register_kernels() {
   const dp_kernel_info *list = dp_kernel_list(&count);
   for (size_t i = 0; i < count; i++) {
     const dp_kernel_info *k = &list[i];
-    if (std::strcmp(k->family, "mask") == 0) {
+    if (k->family == DP_FAMILY_mask) {
       for (size_t n : {size_t(8), size_t(256)}) {
         if (!wanted(false, n == kTinyBatch)) continue;
         pool_reserve(n);
@@ -197,7 +187,7 @@ void register_kernels() {
         // The short suite keeps f32, the plot's subject.
         if (!wanted(false, k->combo == DP_COMBO_F32)) continue;
         pool_reserve(sc.elems);
-        const std::string name = std::string("kern/") + k->family + "_" + combo_name(k->combo) + "/" +
+        const std::string name = std::string("kern/") + dp_family_name(k->family) + "_" + dp_combo_name(k->combo) + "/" +
                                  dp_isa_name(k->isa) + "/" + sc.name + "/" + (stream ? "stream" : "store");
         const size_t n = sc.elems;
         reg(name, false, [k, n, stream](benchmark::State &st) { run_kernel(st, *k, n, stream != 0); });

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 extern "C" {
-#include "half.h"
+#include "kernels/common/half.h"
 }
 
 #ifdef __linux__
@@ -111,13 +111,10 @@ std::vector<int> thread_counts() {
 }
 
 std::vector<dp_isa> arch_isas() {
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
-  return {DP_ISA_SCALAR, DP_ISA_SSE2, DP_ISA_AVX2, DP_ISA_AVX512};
-#elif defined(__aarch64__) || defined(_M_ARM64)
-  return {DP_ISA_SCALAR, DP_ISA_NEON};
-#else
-  return {DP_ISA_SCALAR};
-#endif
+  std::vector<dp_isa> v;
+  for (int i = 0; i < DP_ISA_COUNT; i++)
+    if (dp_isa_native(dp_isa(i))) v.push_back(dp_isa(i));
+  return v;
 }
 
 dp_isa best_isa() {

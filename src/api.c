@@ -371,7 +371,7 @@ static const float *draw_small(const dp_params *params, size_t batch, float buf[
    * ~8 ns less on the tiny call (the draw starts that much sooner). */
   float keep, scale;
   dp_keep_and_scale(params, &keep, &scale);
-  dp_current_kernels()->mask(params->seed, params->offset, params->sample_base, keep, scale, batch, buf);
+  dp_current_kernels()->mask[DP_COMBO_F32](params->seed, params->offset, params->sample_base, keep, scale, batch, buf);
   return buf;
 }
 

@@ -51,7 +51,7 @@ unsigned dp_cpu_isa_mask(void) {
 }
 
 unsigned dp_built_isa_mask(void) {
-  return (1u << DP_ISA_SCALAR) | ((unsigned)DP_HAVE_SSE2 << DP_ISA_SSE2) |
-         ((unsigned)DP_HAVE_AVX2 << DP_ISA_AVX2) | ((unsigned)DP_HAVE_AVX512 << DP_ISA_AVX512) |
-         ((unsigned)DP_HAVE_NEON << DP_ISA_NEON);
+#define DP_BUILT_BIT_(ctx, name, id, arch, rank, built) | ((unsigned)(built) << (id))
+  return 0u DP_ISA_LIST(DP_BUILT_BIT_, );
+#undef DP_BUILT_BIT_
 }

@@ -19,26 +19,20 @@ static atomic_int api_cap = -1;
 _Atomic(const dp_kernel_table *) dp_active_table = NULL;
 static pthread_mutex_t cap_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const isa_names[DP_ISA_COUNT] = {"scalar", "sse2", "avx2", "avx512", "neon"};
-
 const char *dp_isa_name(dp_isa isa) {
-  return (unsigned)isa < DP_ISA_COUNT ? isa_names[isa] : "unknown";
+  return (unsigned)isa < DP_ISA_COUNT ? dp_isa_info(isa)->name : "unknown";
 }
 
-/* Is `isa` at or below `cap` on the same architecture's ladder? */
-static int isa_at_most(int isa, int cap) {
-  if (cap < 0 || isa == DP_ISA_SCALAR) return 1;
-  if (isa == DP_ISA_NEON || cap == DP_ISA_NEON) return isa == cap;
-  return isa <= cap;
-}
+/* Is `isa` allowed under `cap` (-1: no cap)? */
+static int isa_at_most(int isa, int cap) { return cap < 0 || dp_isa_within((dp_isa)isa, (dp_isa)cap); }
 
 static int best_isa(void) {
   const int cap = atomic_load(&api_cap);
   int best = DP_ISA_SCALAR;
   for (int isa = 0; isa < DP_ISA_COUNT; isa++) {
     if (!(usable_mask >> isa & 1) || !isa_at_most(isa, env_cap) || !isa_at_most(isa, cap)) continue;
-    /* NEON and x86 ISAs never coexist, so "highest enum" is the widest. */
-    best = isa;
+    /* Usable ISAs share one architecture, so rank orders them. */
+    if (dp_isa_info((dp_isa)isa)->rank > dp_isa_info((dp_isa)best)->rank) best = isa;
   }
   return best;
 }
@@ -49,16 +43,9 @@ static int parse_isa_env(const char *s) {
   if (!s) return -1;
   for (; s[n] && n + 1 < sizeof buf; n++) buf[n] = (char)tolower((unsigned char)s[n]);
   buf[n] = 0;
-  for (int isa = 0; isa < DP_ISA_COUNT; isa++) {
-    if (strcmp(buf, isa_names[isa]) != 0) continue;
-#if defined(__aarch64__)
-    if (isa != DP_ISA_SCALAR && isa != DP_ISA_NEON) return -1; /* an x86 name */
-#else
-    if (isa == DP_ISA_NEON) return -1; /* an Arm name */
-#endif
-    return isa;
-  }
-  if (strcmp(buf, "avx512f") == 0 || strcmp(buf, "avx-512") == 0) return DP_ISA_AVX512;
+  for (int isa = 0; isa < DP_ISA_COUNT; isa++)
+    if (strcmp(buf, dp_isa_info((dp_isa)isa)->name) == 0) return dp_isa_native((dp_isa)isa) ? isa : -1;
+  if (strcmp(buf, "avx512f") == 0 || strcmp(buf, "avx-512") == 0) return dp_isa_native(DP_ISA_AVX512) ? DP_ISA_AVX512 : -1;
   if (strcmp(buf, "none") == 0 || strcmp(buf, "c") == 0) return DP_ISA_SCALAR;
   /* Unknown names (including another architecture's) are ignored: the
    * variable may narrow the choice but a typo must not break the program. */

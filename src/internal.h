@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "droppath/droppath.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 
 /* ---- masks (mask.c) */
 

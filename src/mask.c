@@ -26,7 +26,7 @@ void dp_mask_fill_scales(const dp_mask_ctx *ctx, size_t b0, size_t n, float *sca
     for (size_t i = 0; i < n; i++) scales[i] = s;
     return;
   }
-  dp_current_kernels()->mask(ctx->seed, ctx->offset, ctx->sample_base + (uint64_t)b0, ctx->keep, ctx->scale, n,
+  dp_current_kernels()->mask[DP_COMBO_F32](ctx->seed, ctx->offset, ctx->sample_base + (uint64_t)b0, ctx->keep, ctx->scale, n,
                              scales);
 }
 

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "half.h"
+#include "kernels/common/half.h"
 #include "internal.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 #if defined(__aarch64__)
@@ -274,10 +274,10 @@ static int check_kernel_widen(const dp_kernel_info *k) {
     neg0[i] = 0x8000;
     x32[i] = -0.0f;
   }
-  if (k->family[0] == 'f' && pure) ((dp_fwd_fn)k->fn)(o16, h, neg0, 1.0f, n, 0);
-  if (k->family[0] == 'f' && !pure) ((dp_fwd_fn)k->fn)(o32, x32, h, 1.0f, n, 0);
-  if (k->family[0] == 's') ((dp_scale_fn)k->fn)(o16, h, 1.0f, n, 0);
-  if (k->family[0] == 'b') ((dp_bwd_fn)k->fn)(o16, gx, h, 1.0f, n, 0);
+  if (k->family == DP_FAMILY_fwd && pure) k->fn.fwd(o16, h, neg0, 1.0f, n, 0);
+  if (k->family == DP_FAMILY_fwd && !pure) k->fn.fwd(o32, x32, h, 1.0f, n, 0);
+  if (k->family == DP_FAMILY_scale) k->fn.scale(o16, h, 1.0f, n, 0);
+  if (k->family == DP_FAMILY_bwd) k->fn.bwd(o16, gx, h, 1.0f, n, 0);
   int bad = 0;
   for (size_t i = 0; i < n; i++) {
     uint32_t got, want;
@@ -288,7 +288,7 @@ static int check_kernel_widen(const dp_kernel_info *k) {
       got = dp_f32_bits(o32[i]);
       want = canon32(ref_widen(F, h[i]));
     }
-    if (k->family[0] == 'b' && gx[i] != h[i]) got = 0xDEADu; /* the copy must keep the bits */
+    if (k->family == DP_FAMILY_bwd && gx[i] != h[i]) got = 0xDEADu; /* the copy must keep the bits */
     if (got != want && bad++ < MAX_REPORTS)
       print_error("%s on %04x: got %08x want %08x\n", k->name, (unsigned)h[i], (unsigned)got, (unsigned)want);
   }
@@ -306,7 +306,7 @@ static int check_kernel_narrow(const dp_kernel_info *k) {
   const fmt *F = fmt_of_f(k->combo);
   inputs in = make_inputs(F);
   uint16_t *gf = xmalloc(in.n * 2);
-  ((dp_bwd_fn)k->fn)(gf, NULL, in.v, 1.0f, in.n, 0);
+  k->fn.bwd(gf, NULL, in.v, 1.0f, in.n, 0);
   int bad = 0;
   for (size_t i = 0; i < in.n; i++) {
     const uint16_t want = canon16(F, ref_round(F, in.v[i]));
@@ -329,7 +329,7 @@ static int check_kernel_products(const dp_kernel_info *k) {
   for (size_t i = 0; i < n; i++) h[i] = (uint16_t)i;
   int bad = 0;
   for (size_t j = 0; j < sizeof scales / sizeof scales[0]; j++) {
-    ((dp_scale_fn)k->fn)(out, h, scales[j], n, 0);
+    k->fn.scale(out, h, scales[j], n, 0);
     for (size_t i = 0; i < n; i++) {
       const float w = F->t == DP_T_BF16 ? dp_bf16_to_f32(h[i]) : dp_f16_to_f32(h[i]);
       const uint16_t want = canon16(F, ref_round(F, scales[j] * w));
@@ -353,11 +353,11 @@ static void test_kernels(void **state) {
     const int pure = k->combo == DP_COMBO_BF16 || k->combo == DP_COMBO_F16;
     ran++;
     /* A mixed backward reads f32 g: it narrows, it does not widen. */
-    if (k->family[0] == 'b' && !pure)
+    if (k->family == DP_FAMILY_bwd && !pure)
       bad += check_kernel_narrow(k);
     else
       bad += check_kernel_widen(k);
-    if (k->family[0] == 's') bad += check_kernel_products(k);
+    if (k->family == DP_FAMILY_scale) bad += check_kernel_products(k);
   }
   print_message("%d half kernels checked\n", ran);
   assert_true(ran >= 10); /* at least the scalar ones */

@@ -41,7 +41,7 @@
 #endif
 
 #include "droppath/droppath.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 /* FAM_COUNT data families (buffers in, buffers out, the case machinery
@@ -74,11 +74,13 @@ static const char *g_filter;
 /* ---------------------------------------------------------------- roles and types */
 
 static int family_of(const dp_kernel_info *k) {
-  if (strcmp(k->family, "fwd") == 0) return FAM_FWD;
-  if (strcmp(k->family, "scale") == 0) return FAM_SCALE;
-  if (strcmp(k->family, "bwd") == 0) return FAM_BWD;
-  if (strcmp(k->family, "mask") == 0) return FAM_MASK;
-  return -1;
+  switch (k->family) {
+    case DP_FAMILY_fwd: return FAM_FWD;
+    case DP_FAMILY_scale: return FAM_SCALE;
+    case DP_FAMILY_bwd: return FAM_BWD;
+    case DP_FAMILY_mask: return FAM_MASK;
+    default: return -1;
+  }
 }
 
 /* f (fwd) and gf (bwd) have the branch type F; everything else is X. */
@@ -92,10 +94,7 @@ static size_t ety_size(int t) { return t == ET_F32 ? 4 : 2; }
 
 /* "f32" out of "dp_fwd_f32__avx2". */
 static void combo_label(const dp_kernel_info *k, char *buf, size_t len) {
-  const char *p = k->name + 3 + strlen(k->family) + 1;
-  const char *e = strstr(p, "__");
-  const size_t n = e ? (size_t)(e - p) : strlen(p);
-  snprintf(buf, len, "%.*s", (int)n, p);
+  snprintf(buf, len, "%s", dp_combo_name(k->combo));
 }
 
 /* ---------------------------------------------------------------- cases */
@@ -321,9 +320,9 @@ static size_t random_n(tu_rng *r) {
 
 static void call_kernel(const dp_kernel_info *k, unsigned char *const p[NROLES], const kcase *c) {
   switch (family_of(k)) {
-    case FAM_FWD: ((dp_fwd_fn)k->fn)(p[0], p[1], p[2], c->s, c->n, c->v.stream); break;
-    case FAM_SCALE: ((dp_scale_fn)k->fn)(p[0], p[1], c->s, c->n, c->v.stream); break;
-    default: ((dp_bwd_fn)k->fn)(p[0], p[1], p[2], c->s, c->n, c->v.mode); break;
+    case FAM_FWD: k->fn.fwd(p[0], p[1], p[2], c->s, c->n, c->v.stream); break;
+    case FAM_SCALE: k->fn.scale(p[0], p[1], c->s, c->n, c->v.stream); break;
+    default: k->fn.bwd(p[0], p[1], p[2], c->s, c->n, c->v.mode); break;
   }
 }
 
@@ -684,15 +683,15 @@ static void formula_bwd_f32(void *gf_, void *gx_, const void *g_, float s, size_
 }
 
 static const dp_kernel_info formulas[FAM_COUNT] = {
-    {"formula_fwd_f32", "fwd", DP_COMBO_F32, DP_ISA_SCALAR, (void (*)(void))formula_fwd_f32},
-    {"formula_scale_f32", "scale", DP_COMBO_F32, DP_ISA_SCALAR, (void (*)(void))formula_scale_f32},
-    {"formula_bwd_f32", "bwd", DP_COMBO_F32, DP_ISA_SCALAR, (void (*)(void))formula_bwd_f32},
+    {"formula_fwd_f32", DP_FAMILY_fwd, DP_COMBO_F32, DP_ISA_SCALAR, {.fwd = formula_fwd_f32}},
+    {"formula_scale_f32", DP_FAMILY_scale, DP_COMBO_F32, DP_ISA_SCALAR, {.scale = formula_scale_f32}},
+    {"formula_bwd_f32", DP_FAMILY_bwd, DP_COMBO_F32, DP_ISA_SCALAR, {.bwd = formula_bwd_f32}},
 };
 
 /* Per-family+combo stream, so each ISA of a kernel sees the cases the others see. */
 static uint64_t kernel_seed(const dp_kernel_info *k) {
   uint64_t h = g_seed ^ 0x6a09e667f3bcc909ull;
-  for (const char *p = k->family; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+  for (const char *p = dp_family_name(k->family); *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
   return h ^ ((uint64_t)k->combo << 56);
 }
 
@@ -726,7 +725,7 @@ static void test_family(int fam) {
     remove_crash_handler();
     char label[32];
     combo_label(k, label, sizeof label);
-    printf("%s: %s_%s %zu checks %s%s\n", dp_isa_name(k->isa), k->family, label, ru.checks, ok ? "ok" : "FAILED",
+    printf("%s: %s_%s %zu checks %s%s\n", dp_isa_name(k->isa), dp_family_name(k->family), label, ru.checks, ok ? "ok" : "FAILED",
            vs_formula ? " (against the formula)" : "");
     failures += !ok;
     ran += !vs_formula;
@@ -774,8 +773,8 @@ static void formula_mask(uint64_t seed, uint64_t offset, uint64_t base, float ke
   }
 }
 
-static const dp_kernel_info formula_mask_info = {"formula_mask", "mask", DP_COMBO_F32, DP_ISA_SCALAR,
-                                                 (void (*)(void))formula_mask};
+static const dp_kernel_info formula_mask_info = {"formula_mask", DP_FAMILY_mask, DP_COMBO_F32, DP_ISA_SCALAR,
+                                                 {.mask = formula_mask}};
 
 /* u of sample g, the value keep is compared with. */
 static uint32_t mask_word(uint64_t seed, uint64_t offset, uint64_t g) {
@@ -850,9 +849,9 @@ static int run_mask_case(runner *ru, const mcase *c) {
   crash_case = NULL;
   crash_mcase = c;
   crash_kernel = ru->ref;
-  ((dp_mask_fn)ru->ref->fn)(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[1].data);
+  ru->ref->fn.mask(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[1].data);
   crash_kernel = ru->k;
-  ((dp_mask_fn)ru->k->fn)(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[0].data);
+  ru->k->fn.mask(c->seed, c->offset, c->base, c->keep, c->scale, c->n, (float *)(void *)b[0].data);
   crash_kernel = NULL;
   crash_mcase = NULL;
   for (int set = 0; set < 2 && !what[0]; set++) {
@@ -1000,11 +999,11 @@ static void test_kernel_list(void **state) {
   for (size_t i = 0; i < n; i++) {
     const dp_kernel_info *k = &list[i];
     char prefix[32], suffix[32];
-    assert_non_null(k->fn);
+    assert_non_null(k->fn.fwd); /* every member shares the representation of a pointer */
     assert_true(family_of(k) >= 0);
     assert_in_range(k->combo, 0, DP_COMBO_COUNT - 1);
     assert_in_range(k->isa, 0, DP_ISA_COUNT - 1);
-    snprintf(prefix, sizeof prefix, "dp_%s_", k->family);
+    snprintf(prefix, sizeof prefix, "dp_%s_", dp_family_name(k->family));
     snprintf(suffix, sizeof suffix, "__%s", dp_isa_name(k->isa));
     assert_true(strncmp(k->name, prefix, strlen(prefix)) == 0);
     assert_true(strlen(k->name) > strlen(suffix));
@@ -1024,13 +1023,6 @@ static void test_kernel_list(void **state) {
   assert_false(dp_isa_supported(DP_ISA_COUNT));
 }
 
-/* The ISAs a table for `isa` may use: scalar, and lower ISAs of the same architecture. */
-static int isa_within(dp_isa cand, dp_isa isa) {
-  if (cand == DP_ISA_SCALAR) return 1;
-  if (cand == DP_ISA_NEON || isa == DP_ISA_NEON) return cand == isa;
-  return cand <= isa;
-}
-
 static void test_kernels_for_isa(void **state) {
   (void)state;
   size_t n;
@@ -1043,44 +1035,26 @@ static void test_kernels_for_isa(void **state) {
     assert_int_equal(t.isa, isa);
     char line[512];
     int w = snprintf(line, sizeof line, "table %s:", dp_isa_name((dp_isa)isa));
-    for (int fam = 0; fam < FAM_COUNT; fam++)
+    for (int fam = 0; fam < DP_FAMILY_COUNT; fam++)
       for (int combo = 0; combo < DP_COMBO_COUNT; combo++) {
-        void (*slot)(void) = fam == FAM_FWD     ? (void (*)(void))t.fwd[combo]
-                             : fam == FAM_SCALE ? (void (*)(void))t.scale[combo]
-                                                : (void (*)(void))t.bwd[combo];
-        const dp_kernel_info *want = NULL, *got = NULL;
+        /* The highest-ranked kernel of the slot within reach of isa. */
+        const dp_kernel_info *want = NULL;
         for (size_t i = 0; i < n; i++) {
           const dp_kernel_info *k = &list[i];
-          if (family_of(k) != fam || k->combo != (dp_combo)combo) continue;
-          if (k->fn == slot) got = k;
-          if (isa_within(k->isa, (dp_isa)isa) && (!want || k->isa > want->isa)) want = k;
+          if (k->family != (dp_family)fam || k->combo != (dp_combo)combo || !dp_isa_within(k->isa, (dp_isa)isa))
+            continue;
+          if (!want || dp_isa_info(k->isa)->rank > dp_isa_info(want->isa)->rank) want = k;
         }
-        if (slot && !got)
-          fail_msg("table %s, %d/%d: pointer not in the kernel list", dp_isa_name((dp_isa)isa), fam, combo);
-        if (got && !isa_within(got->isa, (dp_isa)isa))
-          fail_msg("table %s holds %s, an ISA above it", dp_isa_name((dp_isa)isa), got->name);
-        if (got != want)
-          fail_msg("table %s: slot has %s, expected %s", dp_isa_name((dp_isa)isa), got ? got->name : "NULL",
-                   want ? want->name : "NULL");
-        if (got && w < (int)sizeof line) {
-          char label[32];
-          combo_label(got, label, sizeof label);
-          w += snprintf(line + w, sizeof line - (size_t)w, " %s_%s=%s", got->family, label, dp_isa_name(got->isa));
-        }
+        if (!want && !dp_table_slot_empty(&t, (dp_family)fam, (dp_combo)combo))
+          fail_msg("table %s: %s_%s holds a kernel the list has not", dp_isa_name((dp_isa)isa),
+                   dp_family_name((dp_family)fam), dp_combo_name((dp_combo)combo));
+        if (want && !dp_table_holds(&t, want))
+          fail_msg("table %s: %s_%s does not hold %s", dp_isa_name((dp_isa)isa), dp_family_name((dp_family)fam),
+                   dp_combo_name((dp_combo)combo), want->name);
+        if (want && w < (int)sizeof line)
+          w += snprintf(line + w, sizeof line - (size_t)w, " %s_%s=%s", dp_family_name(want->family),
+                        dp_combo_name(want->combo), dp_isa_name(want->isa));
       }
-    {
-      const dp_kernel_info *want = NULL, *got = NULL;
-      for (size_t i = 0; i < n; i++) {
-        const dp_kernel_info *k = &list[i];
-        if (family_of(k) != FAM_MASK) continue;
-        if (k->fn == (void (*)(void))t.mask) got = k;
-        if (isa_within(k->isa, (dp_isa)isa) && (!want || k->isa > want->isa)) want = k;
-      }
-      if (!want || got != want)
-        fail_msg("table %s: mask slot has %s, expected %s", dp_isa_name((dp_isa)isa), got ? got->name : "NULL",
-                 want ? want->name : "NULL");
-      if (w < (int)sizeof line) snprintf(line + w, sizeof line - (size_t)w, " mask=%s", dp_isa_name(got->isa));
-    }
     if (dp_isa_supported((dp_isa)isa)) printf("%s\n", line);
   }
 }
@@ -1122,7 +1096,7 @@ static void run_bench_mask(const dp_kernel_info *ref, const char *filter, float 
       const dp_kernel_info *k = &list[i];
       if (family_of(k) != FAM_MASK || !dp_isa_supported(k->isa)) continue;
       if (filter && !strstr(k->name, filter) && k != ref) continue;
-      const dp_mask_fn fn = (dp_mask_fn)k->fn;
+      const dp_mask_fn fn = k->fn.mask;
       size_t reps = 1;
       double best = 1e300;
       for (int run = 0; run < 6; run++) {

@@ -1,13 +1,34 @@
 /*
- * Internal kernel interface. A kernel processes one contiguous run of n
- * elements; the API layer walks samples and rows, decides keep/drop, splits
- * work across threads and calls these.  Every ISA's kernel must produce the
- * same bits as the scalar one: one multiply then one add, no FMA, and every
- * arithmetic result that is NaN stored as the canonical quiet NaN of its type
- * (canon.h, half.h); copies (gx = g) keep their bits.
+ * Internal kernel interface, generated from the family list (families.h)
+ * and the ISA list (isas.h): the kernel typedefs, the dispatch table, the
+ * declarations of every kernel and the kernel list.
  *
- * Type combinations ("combos"): X is the residual-stream type (x, out,
- * grad_out, grad_x), F the branch type (f, grad_f).
+ * A kernel processes one contiguous run of n elements; the row walk
+ * (core/rowwalk.h) walks samples and rows, decides keep/drop, splits work
+ * across threads and calls these. Every ISA's kernel produces the same bits
+ * as the scalar one: one multiply then one add, no FMA, and every arithmetic
+ * result that is NaN stored as the canonical quiet NaN of its type
+ * (common/canon.h, common/half.h); copies (gx = g) keep their bits.
+ *
+ * The families' contracts (X, F: the combo's types, families.h):
+ *   fwd    out[i] = x[i] + s*f[i]     (out, x: X; f: F). out may equal x or f exactly.
+ *   scale  out[i] = s*x[i]            (out, x: X). out may equal x exactly.
+ *   bwd    backward of a kept row, one pass over g (X):
+ *            gf[i] = s*g[i]   or, with DP_KBWD_ACC_F, gf[i] + s*g[i]   (gf: F)
+ *            if gx: gx[i] = g[i]  or, with DP_KBWD_ACC_X, gx[i] + g[i]  (gx: X)
+ *          gf may equal g exactly; gx never aliases gf or g.
+ *   mask   row-mode scales of the n samples with counters g = base + i (mod 2^64):
+ *            w0 = Philox4x32-10 word 0, key (seed lo, seed hi), counter (g lo, g hi, offset lo, offset hi)
+ *            scales[i] = (float)(w0 >> 8) * 2^-24 < keep ? scale : 0.0f
+ *          (the float compare, exactly as written, for any keep).
+ *
+ * Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
+ * an x86 kernel may write its outputs with weakly-ordered non-temporal
+ * stores, and it never fences them (a fence per call costs more than the
+ * streaming saves on short rows). A caller that passed the flag must execute
+ * a store fence (dp_stream_fence) after its last such call and before any
+ * other thread may read those outputs; one per thread per sweep is enough.
+ * Without the flag a kernel uses ordinary stores only.
  */
 #ifndef DP_KERNELS_H
 #define DP_KERNELS_H
@@ -16,87 +37,92 @@
 #include <stdint.h>
 
 #include "droppath/droppath.h"
-#include "dp_config.h"
+#include "kernels/families.h"
+#include "kernels/isas.h"
 
-typedef enum dp_combo {
-  DP_COMBO_F32 = 0,      /* X = f32,  F = f32  */
-  DP_COMBO_BF16 = 1,     /* X = bf16, F = bf16 */
-  DP_COMBO_F16 = 2,      /* X = f16,  F = f16  */
-  DP_COMBO_F32_BF16 = 3, /* X = f32,  F = bf16 ("residual in fp32") */
-  DP_COMBO_F32_F16 = 4,  /* X = f32,  F = f16  */
-  DP_COMBO_COUNT = 5
-} dp_combo;
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-/* Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
- * an x86 kernel may write its outputs with weakly-ordered non-temporal
- * stores, and it never fences them (a fence per call costs more than the
- * streaming saves on short rows).  A caller that passed the flag must execute
- * a store fence (dp_stream_fence) after its last such call and before any
- * other thread may read those outputs; one per thread per sweep is enough.
- * Without the flag a kernel uses ordinary stores only. */
-
-/* out[i] = x[i] + s*f[i]   (out, x: X; f: F).  out may equal x or f exactly. */
-typedef void (*dp_fwd_fn)(void *out, const void *x, const void *f, float s, size_t n, int stream);
-
-/* out[i] = s*x[i]          (out, x: X).  out may equal x exactly. */
-typedef void (*dp_scale_fn)(void *out, const void *x, float s, size_t n, int stream);
-
-/* Backward of a kept row, one pass over g (X):
- *   gf[i] = s*g[i]            or, with DP_KBWD_ACC_F, gf[i] = gf[i] + s*g[i]   (gf: F)
- *   if gx: gx[i] = g[i]       or, with DP_KBWD_ACC_X, gx[i] = gx[i] + g[i]     (gx: X)
- * gf may equal g exactly; gx never aliases gf or g. */
-typedef void (*dp_bwd_fn)(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode);
 enum {
   DP_KBWD_ACC_F = 1u << 0,
   DP_KBWD_ACC_X = 1u << 1,
   DP_KBWD_STREAM = 1u << 2 /* non-temporal stores for the outputs not accumulated; caller fences (above) */
 };
 
-/* Row-mode mask scales for the n samples with counters g = base + i (mod 2^64):
- *   w0 = Philox4x32-10 word 0, key (seed lo, seed hi), counter (g lo, g hi, offset lo, offset hi)
- *   scales[i] = (float)(w0 >> 8) * 2^-24 < keep ? scale : 0.0f
- * (the float compare, exactly as written, for any keep). Listed with combo
- * DP_COMBO_F32; the table has one slot. */
-typedef void (*dp_mask_fn)(uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n,
-                           float *scales);
+#define DP_COMBO_ENUM_(ctx, name, id, xt, ft) id,
+typedef enum dp_combo { DP_COMBOS_ALL(DP_COMBO_ENUM_, ) DP_COMBO_COUNT } dp_combo;
+#undef DP_COMBO_ENUM_
 
+#define DP_FAMILY_ENUM_(ctx, fam, combos, params) DP_FAMILY_##fam,
+typedef enum dp_family { DP_FAMILY_LIST(DP_FAMILY_ENUM_, ) DP_FAMILY_COUNT } dp_family;
+#undef DP_FAMILY_ENUM_
+
+/* dp_fwd_fn, dp_scale_fn, ...: one function type per family. */
+#define DP_FN_TYPEDEF_(ctx, fam, combos, params) typedef void(*dp_##fam##_fn) params;
+DP_FAMILY_LIST(DP_FN_TYPEDEF_, )
+#undef DP_FN_TYPEDEF_
+
+/* The kernels one ISA uses: table->fwd[DP_COMBO_F32] and so on (a family's
+ * combos that do not exist stay NULL). */
 typedef struct dp_kernel_table {
   dp_isa isa;
-  dp_fwd_fn fwd[DP_COMBO_COUNT];
-  dp_scale_fn scale[DP_COMBO_COUNT];
-  dp_bwd_fn bwd[DP_COMBO_COUNT];
-  dp_mask_fn mask;
+#define DP_TABLE_SLOT_(ctx, fam, combos, params) dp_##fam##_fn fam[DP_COMBO_COUNT];
+  DP_FAMILY_LIST(DP_TABLE_SLOT_, )
+#undef DP_TABLE_SLOT_
 } dp_kernel_table;
 
-/* Declarations of every kernel compiled into this build. */
-#define DP_KERNEL(family, combo_name, combo, isa_name, isa) \
-  void dp_##family##_##combo_name##__##isa_name(DP_KERNEL_ARGS_##family);
-#define DP_KERNEL_ARGS_fwd void *out, const void *x, const void *f, float s, size_t n, int stream
-#define DP_KERNEL_ARGS_scale void *out, const void *x, float s, size_t n, int stream
-#define DP_KERNEL_ARGS_bwd void *gf, void *gx, const void *g, float s, size_t n, unsigned mode
-#define DP_KERNEL_ARGS_mask \
-  uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n, float *scales
-#include "kernels.inc"
-#undef DP_KERNEL
+/* A kernel pointer of any family, typed: the member named after its family. */
+typedef union dp_kernel_fn {
+#define DP_FN_MEMBER_(ctx, fam, combos, params) dp_##fam##_fn fam;
+  DP_FAMILY_LIST(DP_FN_MEMBER_, )
+#undef DP_FN_MEMBER_
+} dp_kernel_fn;
 
-/* One entry of the kernel list, for tests and benchmarks that walk all kernels. */
+/* dp_<family>_<combo>__<isa>, the name of every kernel. */
+#define DP_KERNEL_NAME_(fam, combo, isa) dp_##fam##_##combo##__##isa
+#define DP_KERNEL_NAME(fam, combo, isa) DP_KERNEL_NAME_(fam, combo, isa)
+
+/* Declarations of every kernel (of every ISA: only built ones are defined). */
+#define DP_DECL_COMBO_(ctx, combo, id, xt, ft) \
+  void DP_KERNEL_NAME(DP_CTX_1(DP_CTX_1(ctx)), combo, DP_CTX_2(DP_CTX_1(ctx))) DP_CTX_2(ctx);
+#define DP_DECL_FAMILY_(isa, fam, combos, params) combos(DP_DECL_COMBO_, ((fam, isa), params))
+#define DP_DECL_ISA_(ctx, name, id, arch, rank, built) DP_FAMILY_LIST(DP_DECL_FAMILY_, name)
+DP_ISA_LIST(DP_DECL_ISA_, )
+#undef DP_DECL_ISA_
+#undef DP_DECL_FAMILY_
+#undef DP_DECL_COMBO_
+
+/* One entry of the kernel list, for dispatch, tests and benchmarks. */
 typedef struct dp_kernel_info {
-  const char *name;   /* "dp_fwd_f32__avx2" */
-  const char *family; /* "fwd", "scale", "bwd", "mask" */
+  const char *name; /* "dp_fwd_f32__avx2" */
+  dp_family family;
   dp_combo combo;
   dp_isa isa;
-  void (*fn)(void); /* cast to dp_fwd_fn / dp_scale_fn / dp_bwd_fn / dp_mask_fn by family */
+  dp_kernel_fn fn; /* fn.fwd for DP_FAMILY_fwd, and so on */
 } dp_kernel_info;
 
 /* All kernels of this build (scalar first), and their number. */
 const dp_kernel_info *dp_kernel_list(size_t *count);
 
-/* Fill table with the best kernels not above isa: scalar, then each ISA of the
- * same architecture up to isa overrides the entries it has.  Pure; no CPU check. */
+/* Fill table with the best kernels not above isa: per slot, the highest
+ * ranked kernel with dp_isa_within(kernel, isa). Pure; no CPU check. */
 void dp_kernels_for_isa(dp_isa isa, dp_kernel_table *table);
 
+/* Whether table's slot for k's family and combo holds k's function. */
+int dp_table_holds(const dp_kernel_table *table, const dp_kernel_info *k);
+/* Whether table has no kernel for (family, combo). */
+int dp_table_slot_empty(const dp_kernel_table *table, dp_family family, dp_combo combo);
+
+/* "fwd", "f32bf16": names as in kernel names. */
+const char *dp_family_name(dp_family family);
+const char *dp_combo_name(dp_combo combo);
 /* Element size in bytes of the X and F types of a combo. */
 size_t dp_combo_x_size(dp_combo combo);
 size_t dp_combo_f_size(dp_combo combo);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* DP_KERNELS_H */

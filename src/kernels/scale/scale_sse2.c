@@ -1,0 +1,6 @@
+/* SSE2 drop_path of a kept row: out = s*x, 4 lanes; the scalar kernel does head and tail.
+ * The body is scale_x86.h, shared by the x86 ISAs. */
+#include "kernels/simd/vec_sse2.h"
+
+#define DP_SCALE_NAME dp_scale_f32__sse2
+#include "kernels/scale/scale_body.h"

@@ -1,6 +1,0 @@
-/* AVX2 drop_path of a kept row: out = s*x, 8 lanes, masked head and tail.
- * The body is scale_x86.h, shared by the x86 ISAs. */
-#include "x86_vec_avx2.h"
-
-#define DP_SCALE_NAME dp_scale_f32__avx2
-#include "scale_x86.h"
