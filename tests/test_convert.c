@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "kernels/common/half.h"
-#include "internal.h"
+#include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/dispatch.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static dp_kernel_table tables[DP_ISA_COUNT];

@@ -3,7 +3,7 @@
  * rate * (i/n) never exceeds rate (rate*i/n can round above it). */
 #include <math.h>
 
-#include "internal.h"
+#include "core/validate.h"
 
 static int bad_rate(double rate) { return isnan(rate) || rate < 0.0 || rate > 1.0; }
 

@@ -1,8 +1,8 @@
-/* Argument checks. Every public operation runs all of them before it writes
- * a byte, which is what makes "on error, outputs are untouched" true. */
-#include <math.h>
+/* Argument checks (validate.h): parameters, one tensor, one array, and a
+ * whole call against its operation's role table. */
+#include "core/validate.h"
 
-#include "internal.h"
+#include <math.h>
 
 dp_status dp_check_params(const dp_params *params) {
   if (!params) return DP_ERR_NULL_POINTER;
@@ -86,3 +86,4 @@ dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *
   if (!mul_ok(span, es, &bytes)) return DP_ERR_SIZE_OVERFLOW;
   return extent_of(t->data, bytes, ext);
 }
+

@@ -1,5 +1,6 @@
 /* Version, status names, defaults and tensor-view helpers. */
-#include "internal.h"
+#include "droppath/droppath.h"
+#include "droppath/version.h"
 
 const char *dp_version_string(void) { return DP_VERSION_STRING; }
 

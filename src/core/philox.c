@@ -1,7 +1,8 @@
 /* Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as
  * easy as 1, 2, 3", SC'11): counter-based, so any sample's mask is computed
  * directly from (seed, sample index, offset) without sequential state. */
-#include "internal.h"
+#include "core/philox.h"
+#include "droppath/droppath.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u

@@ -2,7 +2,7 @@
  * CPUID reports it AND the OS saves the register state it needs (XGETBV):
  * a CPU with AVX-512 under an OS that doesn't save ZMM/opmask state would
  * corrupt registers on context switch. */
-#include "internal.h"
+#include "core/dispatch.h"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #define DP_X86 1

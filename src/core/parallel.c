@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/parallel.h"
+#include "dp_config.h"
 
 #if DP_HAVE_OPENMP
 #include <omp.h>

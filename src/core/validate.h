@@ -1,0 +1,130 @@
+/*
+ * Argument checking. Every public operation runs all of its checks before
+ * it writes a byte, which is what makes "on error, outputs are untouched"
+ * true. An operation describes its arguments once, as a table of roles
+ * (dp_op_args); dp_check_args checks a call against it.
+ */
+#ifndef DP_CORE_VALIDATE_H
+#define DP_CORE_VALIDATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "droppath/droppath.h"
+
+/* A tensor's or array's footprint after validation. */
+typedef struct dp_extent {
+  const unsigned char *lo; /* first byte (NULL for an empty or absent argument) */
+  const unsigned char *hi; /* one past the last byte */
+} dp_extent;
+
+dp_status dp_check_params(const dp_params *params);
+/* Checks dtype, pointer, strides and size arithmetic of one tensor; fills *ext. */
+dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext);
+/* Extent of a plain array of n elements of elem_size bytes (n may be 0, p may be NULL then). */
+dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *ext);
+
+/* Nonzero if the two extents share a byte. */
+static inline int dp_extents_overlap(dp_extent a, dp_extent b) {
+  if (!a.lo || !b.lo || a.lo == a.hi || b.lo == b.hi) return 0;
+  return a.lo < b.hi && b.lo < a.hi;
+}
+
+/* Nonzero if a and b describe exactly the same elements (same data, dtype, strides). */
+static inline int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, const dp_shape *shape) {
+  const size_t T = shape->seq ? shape->seq : 1;
+  /* A stride that is never applied (one sample, one row) does not matter. */
+  return a->data == b->data && a->dtype == b->dtype && (shape->batch <= 1 || a->sample_stride == b->sample_stride) &&
+         (T == 1 || a->seq_stride == b->seq_stride);
+}
+
+/* ---- role tables */
+
+#define DP_MAX_TENSORS 3
+#define DP_MAX_ARRAYS 4
+
+/* The dtype class of a tensor role: the residual-stream type X or the branch type F. */
+enum { DP_CLASS_X, DP_CLASS_F };
+
+typedef struct dp_tensor_role {
+  unsigned char dtype_class; /* DP_CLASS_X or DP_CLASS_F */
+  unsigned char output;      /* written by the operation */
+  unsigned char optional;    /* data == NULL means absent (else NULL is an error when not empty) */
+  unsigned char may_be;      /* bit i: an output may be exactly tensor i (the same elements) */
+} dp_tensor_role;
+
+typedef struct dp_array_role {
+  unsigned char output;
+  unsigned char per_sample; /* B elements, else one */
+  unsigned char elem_size;  /* bytes */
+} dp_array_role;
+
+/* An operation's arguments: tensors (each absent or validated against the
+ * shape) and plain arrays (each optional: NULL means not asked for). The
+ * dtypes of x_role and f_role choose the combo; every X-class tensor has
+ * x_role's dtype and every F-class one f_role's. */
+typedef struct dp_op_args {
+  int n_tensors, n_arrays;
+  int x_role, f_role;
+  dp_tensor_role tensor[DP_MAX_TENSORS];
+  dp_array_role array[DP_MAX_ARRAYS];
+} dp_op_args;
+
+#if defined(__GNUC__)
+#define DP_CHECK_INLINE static inline __attribute__((always_inline))
+#define DP_UNROLL _Pragma("GCC unroll 8")
+#else
+#define DP_CHECK_INLINE static inline
+#define DP_UNROLL
+#endif
+
+/*
+ * Checks a call against its table, in this order (which fixes the status of
+ * a call with several faults): each tensor, the dtypes, each array, then
+ * overlaps (an output may share memory with another argument only by being
+ * exactly a tensor its role names). tensors[i] has NULL data for an absent
+ * optional tensor; arrays[i] may be NULL. Yields the combo.
+ * Inline, with spec a constant table: the loops unroll into the straight
+ * checks a hand-written entry point would make (a tiny call pays every one).
+ */
+DP_CHECK_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape *shape, const dp_tensor *const tensors[],
+                                        const void *const arrays[], dp_combo *combo) {
+  dp_extent e[DP_MAX_TENSORS + DP_MAX_ARRAYS];
+  dp_status st;
+  const int nt = spec->n_tensors, na = spec->n_arrays;
+  DP_UNROLL for (int i = 0; i < nt; i++) {
+    e[i].lo = e[i].hi = NULL;
+    if (spec->tensor[i].optional && !tensors[i]->data) continue;
+    if ((st = dp_check_tensor(tensors[i], shape, &e[i])) != DP_OK) return st;
+  }
+  if (nt > 0) {
+    const int x = tensors[spec->x_role]->dtype, f = tensors[spec->f_role]->dtype;
+    const int c = dp_combo_of(x, f);
+    if (c < 0) return DP_ERR_BAD_DTYPE;
+    DP_UNROLL for (int i = 0; i < nt; i++) {
+      if (spec->tensor[i].optional && !tensors[i]->data) continue;
+      if (tensors[i]->dtype != (spec->tensor[i].dtype_class == DP_CLASS_X ? x : f)) return DP_ERR_BAD_DTYPE;
+    }
+    *combo = (dp_combo)c;
+  }
+  DP_UNROLL for (int a = 0; a < na; a++) {
+    e[nt + a].lo = e[nt + a].hi = NULL;
+    if (!arrays[a]) continue;
+    const size_t n = spec->array[a].per_sample ? shape->batch : 1;
+    if ((st = dp_check_array(arrays[a], n, spec->array[a].elem_size, &e[nt + a])) != DP_OK) return st;
+  }
+  /* Each output against every other argument (inputs may share memory). */
+  DP_UNROLL for (int o = 0; o < nt + na; o++) {
+    if (!(o < nt ? spec->tensor[o].output : spec->array[o - nt].output)) continue;
+    DP_UNROLL for (int i = 0; i < nt + na; i++) {
+      if (i == o || !dp_extents_overlap(e[o], e[i])) continue;
+      if (o < nt && i < nt && (spec->tensor[o].may_be >> i & 1u) && dp_tensors_identical(tensors[o], tensors[i], shape))
+        continue;
+      return DP_ERR_OVERLAP;
+    }
+  }
+  return DP_OK;
+}
+
+#endif /* DP_CORE_VALIDATE_H */
