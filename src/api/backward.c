@@ -61,7 +61,7 @@ dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
   j.aux.fwd = acc_x;
   j.mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
            ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
-  if (dp_plan_stream(params, dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1)))) {
+  if (dp_job_stream(params, dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1)), 0)) {
     j.mode |= DP_KBWD_STREAM;
     j.stream = 1;
   }

@@ -45,7 +45,8 @@ dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, d
     dp_job_role(&j, 0, &out);
     dp_job_role(&j, 1, &x);
     j.kernel.scale = scale;
-    j.stream = dp_plan_stream(params, dp_job_bytes(&j, 0));
+    /* Streams in place too, as it always has: the in-place rule was measured on the residual join. */
+    j.stream = dp_job_stream(params, dp_job_bytes(&j, 0), 0);
     const size_t traffic = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1));
     if (!dp_walk_small(&j, params, traffic, drop_path_row)) dp_run_job(&j, params, traffic, drop_path_range);
   }

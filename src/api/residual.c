@@ -43,9 +43,7 @@ void dp_residual_run(dp_job *j, const dp_params *params, const dp_tensor *out, c
   dp_job_role(j, 2, f);
   j->kernel.fwd = fwd;
   j->out_is_x = dp_tensors_identical(out, x, &shape);
-  /* In place every output line was just read, so it is in cache already:
-   * streaming saves no read-for-ownership there (measured ~4% slower). */
-  j->stream = (params->flags & DP_FLAG_STREAM_ALWAYS) || (!j->out_is_x && dp_plan_stream(params, dp_job_bytes(j, 0)));
+  j->stream = dp_job_stream(params, dp_job_bytes(j, 0), j->out_is_x);
   /* Reads x and f, writes out. */
   const size_t traffic = dp_sat_add(dp_sat_add(dp_job_bytes(j, 0), dp_job_bytes(j, 1)), dp_job_bytes(j, 2));
   if (!dp_walk_small(j, params, traffic, residual_row)) dp_run_job(j, params, traffic, residual_range);
