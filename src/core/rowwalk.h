@@ -48,9 +48,9 @@ typedef struct dp_job dp_job;
 /* A thread's share of the job: items [lo, hi). */
 typedef void (*dp_range_fn)(const dp_job *j, size_t lo, size_t hi);
 
-/* Fields are set one by one in dp_job_init(): add any new one there too. */
 struct dp_job {
-  /* Set by the operation (dp_job_init, dp_job_role, then its own fields). */
+  /* Set by the operation: dp_job_init (add a new field with a default
+   * there), dp_job_role for each tensor, then its own fields. */
   size_t B, T, D;
   dp_rowptr t[DP_ROLES];
   int elementwise;     /* rows may be split, joined and flattened (not a norm over D) */
@@ -62,23 +62,21 @@ struct dp_job {
   int stream;              /* kernels may use non-temporal stores: each thread fences after its share */
   unsigned mode;           /* operation-specific kernel flags */
   int out_is_x;            /* role 0 is exactly role 1 */
-  /* Set by the walk. */
+  /* Set by the walk (dp_run_job). */
   int seq_major; /* visit rows t-major, following role 0's memory order */
   int dense;     /* every tensor's rows follow each other in memory */
   size_t chunk, chunks_per_row, items;
 };
 
 /* A job over shape with no roles, no kernels and no scales yet (mask
- * unset). Every field is assigned by name (a new field must be added here).
- * Not memset, a compound literal or a copy of a zero job: for this ~250-byte
- * struct GCC turns each into `rep stos`/`rep movs`, whose start-up alone was
- * ~8 ns of a ~150 ns tiny call on Zen 5 (perf annotate of dp_forward).
- * Inline, like the role and byte helpers below: a tiny call pays each. */
+ * unset); the walk's own fields are set by dp_run_job. Fields are assigned
+ * one by one, only those an operation may leave at their default: not
+ * memset, a compound literal or a copy of a zero job, which GCC turns into
+ * `rep stos`/`rep movs` for this ~250-byte struct, whose start-up alone was
+ * ~8 ns of a ~150 ns tiny call on Zen 5. Inline, like the role and byte
+ * helpers below: a tiny call pays each. */
 static inline void dp_job_init(dp_job *j, const dp_shape *shape) {
-  for (int r = 0; r < DP_ROLES; r++) {
-    j->t[r].p = NULL;
-    j->t[r].ss = j->t[r].ts = j->t[r].es = 0;
-  }
+  for (int r = 0; r < DP_ROLES; r++) j->t[r].p = NULL; /* absent; the walk reads nothing else of it */
   j->B = shape->batch;
   j->T = shape->seq ? shape->seq : 1;
   j->D = shape->dim;
@@ -86,14 +84,9 @@ static inline void dp_job_init(dp_job *j, const dp_shape *shape) {
   j->scales = NULL;
   j->fixed = 0;
   j->fixed_scale = 0.0f;
-  j->kernel.fwd = NULL;
-  j->aux.fwd = NULL;
   j->stream = 0;
   j->mode = 0;
   j->out_is_x = 0;
-  j->seq_major = 0;
-  j->dense = 0;
-  j->chunk = j->chunks_per_row = j->items = 0;
 }
 
 /* Role r is tensor t (validated). */
