@@ -86,14 +86,9 @@ void ref_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *s
 
 /* ---------------------------------------------------------------- dtypes */
 
-size_t ref_dtype_size(int dtype) {
-  if (dtype == DP_F32) return 4;
-  if (dtype == DP_BF16 || dtype == DP_F16) return 2;
-  return 0;
-}
+size_t ref_dtype_size(int dtype) { return tu_dtype_size(dtype); }
 
-
-float ref_bf16_to_f32(uint16_t h) { return tu_bits_f32((uint32_t)h << 16); }
+float ref_bf16_to_f32(uint16_t h) { return tu_bf16_to_f32(h); }
 
 uint16_t ref_f32_to_bf16(float v) {
   const uint32_t u = tu_f32_bits(v);
@@ -102,16 +97,7 @@ uint16_t ref_f32_to_bf16(float v) {
   return (uint16_t)((u + 0x7fffu + lsb) >> 16); /* ties to even; overflow carries into inf */
 }
 
-float ref_f16_to_f32(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h >> 15) << 31;
-  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  if (exp == 0) {
-    const float mag = (float)mant * 0x1p-24f; /* zero or subnormal: exact */
-    return sign ? -mag : mag;
-  }
-  if (exp == 31) return tu_bits_f32(sign | 0x7f800000u | (mant << 13));
-  return tu_bits_f32(sign | ((exp - 15u + 127u) << 23) | (mant << 13));
-}
+float ref_f16_to_f32(uint16_t h) { return tu_f16_to_f32(h); }
 
 uint16_t ref_f32_to_f16(float v) {
   const uint16_t sign = (uint16_t)((tu_f32_bits(v) >> 31) << 15);

@@ -55,8 +55,6 @@ static const golden_case cases[] = {
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
-static size_t esize(int dtype) { return dtype == DP_F32 ? 4 : 2; }
-
 /* Deterministic contents: f32 values with specials; halves as raw bit
  * patterns (every class: normals, subnormals, inf, NaN payloads). */
 static void fill(tu_rng *r, unsigned char *p, size_t n, int dtype) {
@@ -116,20 +114,20 @@ static uint64_t run_case(const golden_case *c) {
   switch (c->op) {
     case OP_FWD:
       st = dp_forward(&p, sh, view(o2, c->x_dtype, c), view(a, c->x_dtype, c), view(b, c->f_dtype, c), scales);
-      h = fnv1a(fnv1a(h, o2, n * esize(c->x_dtype)), scales, c->B * sizeof(float));
+      h = fnv1a(fnv1a(h, o2, n * tu_dtype_size(c->x_dtype)), scales, c->B * sizeof(float));
       break;
     case OP_INFER:
       st = dp_inference_add(&p, sh, view(o2, c->x_dtype, c), view(a, c->x_dtype, c), view(b, c->f_dtype, c));
-      h = fnv1a(h, o2, n * esize(c->x_dtype));
+      h = fnv1a(h, o2, n * tu_dtype_size(c->x_dtype));
       break;
     case OP_DROP_PATH:
       st = dp_drop_path(&p, sh, view(o2, c->x_dtype, c), view(a, c->x_dtype, c), scales);
-      h = fnv1a(fnv1a(h, o2, n * esize(c->x_dtype)), scales, c->B * sizeof(float));
+      h = fnv1a(fnv1a(h, o2, n * tu_dtype_size(c->x_dtype)), scales, c->B * sizeof(float));
       break;
     case OP_BWD:
       st = dp_backward(&p, sh, view(o1, c->f_dtype, c), view(o2, c->x_dtype, c), view(a, c->x_dtype, c), NULL,
                        c->bwd_flags);
-      h = fnv1a(fnv1a(h, o1, n * esize(c->f_dtype)), o2, n * esize(c->x_dtype));
+      h = fnv1a(fnv1a(h, o1, n * tu_dtype_size(c->f_dtype)), o2, n * tu_dtype_size(c->x_dtype));
       break;
   }
   assert_int_equal(st, DP_OK);

@@ -27,8 +27,6 @@
 #define SENTINEL 0x5au
 #define PAD 64 /* elements checked on each side of a row */
 
-static size_t esize(int dt) { return dt == DP_F32 ? 4 : 2; }
-
 static int has_combo(int dt) {
   dp_params p;
   dp_params_init(&p);
@@ -36,28 +34,6 @@ static int has_combo(int dt) {
   const dp_shape sh = {1, 1, 1};
   return dp_forward(&p, sh, (dp_tensor){o, dt, 1, 1}, (dp_tensor){a, dt, 1, 1}, (dp_tensor){b, dt, 1, 1}, NULL) ==
          DP_OK;
-}
-
-static float load(const unsigned char *p, int dt) {
-  if (dt == DP_F32) {
-    float v;
-    memcpy(&v, p, 4);
-    return v;
-  }
-  uint16_t h;
-  memcpy(&h, p, 2);
-  if (dt == DP_BF16) {
-    const uint32_t u = (uint32_t)h << 16;
-    float v;
-    memcpy(&v, &u, 4);
-    return v;
-  }
-  /* f16 of the values stored below: zeros and normal numbers only. */
-  if ((h & 0x7fffu) == 0) return (h >> 15) ? -0.0f : 0.0f;
-  const uint32_t u = ((uint32_t)(h >> 15) << 31) | ((((h >> 10) & 31u) + 112u) << 23) | ((uint32_t)(h & 1023u) << 13);
-  float v;
-  memcpy(&v, &u, 4);
-  return v;
 }
 
 /* A value exactly representable in every dtype: small integers / 8. */
@@ -103,10 +79,10 @@ typedef struct geo {
 
 static size_t row_elem(const geo *g, size_t b, size_t t) { return PAD + b * g->ss + t * g->ts; }
 
-static size_t geo_bytes(const geo *g) { return (row_elem(g, g->B - 1, g->T - 1) + g->D + PAD) * esize(g->dt); }
+static size_t geo_bytes(const geo *g) { return (row_elem(g, g->B - 1, g->T - 1) + g->D + PAD) * tu_dtype_size(g->dt); }
 
 static unsigned char *elem(const sparse *s, const geo *g, int k, size_t b, size_t t, size_t d) {
-  return s[k].p + (row_elem(g, b, t) + d) * esize(g->dt);
+  return s[k].p + (row_elem(g, b, t) + d) * tu_dtype_size(g->dt);
 }
 
 static dp_tensor tensor_k(const sparse *s, const geo *g, int k) {
@@ -119,7 +95,7 @@ static float value(int k, size_t b, size_t t, size_t d) {
 
 /* Fill each row and the PAD elements around it (sentinel bytes). */
 static void prepare(const sparse *s, const geo *g) {
-  const size_t es = esize(g->dt);
+  const size_t es = tu_dtype_size(g->dt);
   for (int k = 0; k < 3; k++)
     for (size_t b = 0; b < g->B; b++)
       for (size_t t = 0; t < g->T; t++) {
@@ -129,7 +105,7 @@ static void prepare(const sparse *s, const geo *g) {
 }
 
 static void check_pads(const sparse *s, const geo *g, const char *what) {
-  const size_t es = esize(g->dt);
+  const size_t es = tu_dtype_size(g->dt);
   for (int k = 0; k < 3; k++)
     for (size_t b = 0; b < g->B; b++)
       for (size_t t = 0; t < g->T; t++) {
@@ -151,7 +127,7 @@ static void expect_row_values(const sparse *s, const geo *g, int op, const float
         if (op == 0) want = sb != 0.0f ? x + sb * f : x;   /* forward: out = x + s*f */
         else if (op == 1) want = sb != 0.0f ? sb * x : 0.0f; /* drop_path: out = s*x */
         else want = x + f;                                 /* inference, scale_by_keep */
-        const float got = load(elem(s, g, 2, b, t, d), g->dt);
+        const float got = tu_load_elem(elem(s, g, 2, b, t, d), g->dt);
         if (got != want) {
           fprintf(stderr, "%s: out[b=%zu t=%zu d=%zu] = %g, want %g\n", what, b, t, d, (double)got, (double)want);
           fail();
@@ -207,8 +183,8 @@ static void run_geometry(const geo *g) {
           for (size_t t = 0; t < g->T; t++)
             for (size_t d = 0; d < g->D; d++) {
               const float go = value(0, b, t, d);
-              assert_true(load(elem(s, g, 2, b, t, d), g->dt) == (scales[b] != 0.0f ? scales[b] * go : 0.0f));
-              assert_true(load(elem(s, g, 1, b, t, d), g->dt) == go);
+              assert_true(tu_load_elem(elem(s, g, 2, b, t, d), g->dt) == (scales[b] != 0.0f ? scales[b] * go : 0.0f));
+              assert_true(tu_load_elem(elem(s, g, 1, b, t, d), g->dt) == go);
             }
       }
     }

@@ -48,8 +48,6 @@ typedef struct job {
   size_t out_bytes, xbytes, fbytes;
 } job;
 
-static size_t esize(int dt) { return dt == DP_F32 ? 4 : 2; }
-
 static size_t elems(const job *j) { return j->shape.batch * (j->shape.seq ? j->shape.seq : 1) * j->shape.dim; }
 
 static dp_tensor view(const job *j, void *p, int dt) {
@@ -143,8 +141,8 @@ static void job_init(job *j, int op, int xt, int ft, size_t B, size_t T, size_t 
   if (!j->want_scales) j->prm.drop_prob = 0.5; /* masks that differ from job to job */
   j->bwd_flags = (uint32_t)(tu_next(&r) % 4);
   const size_t n = elems(j);
-  j->xbytes = n * esize(xt);
-  j->fbytes = n * esize(ft);
+  j->xbytes = n * tu_dtype_size(xt);
+  j->fbytes = n * tu_dtype_size(ft);
   j->x = xalloc(j->xbytes);
   j->f = xalloc(j->fbytes);
   fill(&r, j->x, n, xt);

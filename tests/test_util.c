@@ -72,10 +72,13 @@ void tu_buf_free(tu_buf *b) {
   b->base = b->data = NULL;
 }
 
+size_t tu_first_dirty(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n && p[i] == TU_GUARD_BYTE) i++;
+  return i;
+}
+
 int tu_guards_intact(const tu_buf *b) {
-  for (const unsigned char *p = b->data - TU_GUARD_BYTES; p < b->data; p++)
-    if (*p != TU_GUARD_BYTE) return 0;
-  for (const unsigned char *p = b->data + b->bytes; p < b->data + b->bytes + TU_GUARD_BYTES; p++)
-    if (*p != TU_GUARD_BYTE) return 0;
-  return 1;
+  return tu_first_dirty(b->data - TU_GUARD_BYTES, TU_GUARD_BYTES) == TU_GUARD_BYTES &&
+         tu_first_dirty(b->data + b->bytes, TU_GUARD_BYTES) == TU_GUARD_BYTES;
 }

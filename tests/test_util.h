@@ -1,10 +1,13 @@
-/* Shared test helpers: seeded RNG, guarded buffers, seed reporting. */
+/* Shared test helpers: seeded RNG, float bits and element widening, guarded
+ * buffers, seed reporting. */
 #ifndef DP_TEST_UTIL_H
 #define DP_TEST_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "droppath/droppath.h"
 
 /* Seed for this run: DP_TEST_SEED env var if set, else time-based. Printed
  * once to stderr so a failure can be replayed with DP_TEST_SEED=<n>. */
@@ -20,6 +23,34 @@ static inline float tu_bits_f32(uint32_t u) {
   float v;
   memcpy(&v, &u, 4);
   return v;
+}
+
+/* Exact widening of bf16 and f16 bits; a NaN keeps its sign and payload. */
+static inline float tu_bf16_to_f32(uint16_t h) { return tu_bits_f32((uint32_t)h << 16); }
+static inline float tu_f16_to_f32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u;
+  if (e == 31) return tu_bits_f32(sign | 0x7f800000u | (m << 13));
+  if (e == 0) {
+    const float v = (float)m * 0x1p-24f; /* zero or subnormal: exact */
+    return sign ? -v : v;
+  }
+  return tu_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+/* Bytes per element of dtype; 0 for an unknown one. */
+static inline size_t tu_dtype_size(int dtype) {
+  return dtype == DP_F32 ? 4 : (dtype == DP_BF16 || dtype == DP_F16) ? 2 : 0;
+}
+
+/* The element of type dtype (DP_F32, DP_BF16, DP_F16) at p, as a float. */
+static inline float tu_load_elem(const void *p, int dtype) {
+  if (dtype == DP_F32) {
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+  }
+  uint16_t h;
+  memcpy(&h, p, 2);
+  return dtype == DP_BF16 ? tu_bf16_to_f32(h) : tu_f16_to_f32(h);
 }
 
 /* splitmix64-based generator: deterministic for a given state. */
@@ -50,5 +81,7 @@ tu_buf tu_buf_alloc(size_t bytes, size_t misalign);
 void tu_buf_free(tu_buf *b);
 /* Nonzero if both guard zones are intact. */
 int tu_guards_intact(const tu_buf *b);
+/* Index of the first byte of [p, p+n) that is not TU_GUARD_BYTE; n if none. */
+size_t tu_first_dirty(const unsigned char *p, size_t n);
 
 #endif

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "droppath/droppath.h"
+#include "test_util.h" /* header-only helpers: float bits, element loads */
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -110,47 +111,10 @@ static uint64_t mix64(uint64_t z) {
 
 /* ------------------------------------------------------------ float helpers */
 
-static float bits_f(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
-static uint32_t f_bits(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  return u;
-}
-
-static float f16_to_f32(uint16_t h) {
-  const uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31u, m = h & 1023u;
-  if (e == 31) return bits_f(sign | 0x7f800000u | (m << 13));
-  if (e == 0) {
-    const float v = (float)m * 0x1p-24f; /* subnormal or zero: exact */
-    return sign ? -v : v;
-  }
-  return bits_f(sign | ((e + 112u) << 23) | (m << 13));
-}
-
-static float load_elem(const unsigned char *p, int dtype) {
-  if (dtype == DP_F32) {
-    float f;
-    memcpy(&f, p, 4);
-    return f;
-  }
-  uint16_t h;
-  memcpy(&h, p, 2);
-  return dtype == DP_BF16 ? bits_f((uint32_t)h << 16) : f16_to_f32(h);
-}
-
 /* The library stores every NaN that arithmetic produces as this one. */
 #define CANON_NAN 0x7fc00000u
 
-static float canon(float v) { return isnan(v) ? bits_f(CANON_NAN) : v; }
-
-static size_t dtype_size(int dtype) {
-  return dtype == DP_F32 ? 4 : (dtype == DP_BF16 || dtype == DP_F16) ? 2 : 0;
-}
+static float canon(float v) { return isnan(v) ? tu_bits_f32(CANON_NAN) : v; }
 
 /* ------------------------------------------------------------ decoding */
 
@@ -343,7 +307,7 @@ static void set_tensor_role(fz_case *c, int idx, int dtype, int output, fz_reade
   o->is_tensor = 1;
   o->is_output = output;
   o->t.dtype = d < 240 ? dtype : (int)(d % 5) - 1; /* sometimes any dtype, even invalid */
-  o->es = dtype_size(o->t.dtype);
+  o->es = tu_dtype_size(o->t.dtype);
   decode_strides(c, o, r);
 }
 
@@ -462,7 +426,7 @@ static void build_ownership(const fz_case *c) {
 /* ------------------------------------------------------------ validity model */
 
 static int combo_ok(int x, int f) {
-  return (x == f && dtype_size(x)) || (x == DP_F32 && (f == DP_BF16 || f == DP_F16));
+  return (x == f && tu_dtype_size(x)) || (x == DP_F32 && (f == DP_BF16 || f == DP_F16));
 }
 
 static int identical(const fz_case *c, const fz_obj *a, const fz_obj *b) {
@@ -553,7 +517,7 @@ static int expect_of(const fz_case *c, const char **why) {
       if (o->overflow && !o->null) return *why = "array size", EXPECT_FAIL;
       continue;
     }
-    if (!dtype_size(o->t.dtype)) return *why = "dtype", EXPECT_FAIL;
+    if (!tu_dtype_size(o->t.dtype)) return *why = "dtype", EXPECT_FAIL;
     if (o->t.sample_stride < c->D || (c->T > 1 && o->t.seq_stride < c->D))
       return *why = "stride < D", EXPECT_FAIL;
     if (c->B == 0 || c->D == 0) continue;
@@ -630,7 +594,7 @@ static void fill_arena(const fz_case *c, unsigned char *a) {
     if (c->specials && (z & 31) < c->specials)
       v = specials[(z >> 8) % (sizeof specials / sizeof specials[0])];
     else
-      v = f_bits((float)((double)(z >> 40) * 0x1p-22 - 2.0));
+      v = tu_f32_bits((float)((double)(z >> 40) * 0x1p-22 - 2.0));
     if ((z >> 5 & 7) == 0) v = (uint32_t)(z >> 32); /* raw bits: bf16/f16 patterns of all kinds */
     memcpy(a + i, &v, 4);
   }
@@ -640,7 +604,7 @@ static void fill_arena(const fz_case *c, unsigned char *a) {
     for (size_t b = 0; b < c->B; b++) {
       const uint64_t z = mix64(s += 0x9E3779B97F4A7C15ull);
       float v = (z & 1) ? 0.0f : 1.25f;
-      if ((z & 14) == 0) v = bits_f((uint32_t)(z >> 32));
+      if ((z & 14) == 0) v = tu_bits_f32((uint32_t)(z >> 32));
       memcpy(a + sc->lo + 4 * b, &v, 4);
     }
   }
@@ -786,14 +750,14 @@ static const unsigned char *at(const fz_case *c, const unsigned char *base, int 
 }
 
 static void expect_f32(const oracle *q, int idx, size_t b, size_t t, size_t d, float want) {
-  const float got = load_elem(at(q->c, q->got, idx, b, t, d), DP_F32);
-  if (f_bits(got) != f_bits(want))
+  const float got = tu_load_elem(at(q->c, q->got, idx, b, t, d), DP_F32);
+  if (tu_f32_bits(got) != tu_f32_bits(want))
     fail("obj%d[b=%zu t=%zu d=%zu] = %a (%#x), model says %a (%#x), scale %a", idx, b, t, d, (double)got,
-         f_bits(got), (double)want, f_bits(want), q->s ? (double)q->s[b] : 0.0);
+         tu_f32_bits(got), (double)want, tu_f32_bits(want), q->s ? (double)q->s[b] : 0.0);
 }
 
 static float in_elem(const oracle *q, int idx, size_t b, size_t t, size_t d) {
-  return load_elem(at(q->c, q->init, idx, b, t, d), q->c->obj[idx].t.dtype);
+  return tu_load_elem(at(q->c, q->init, idx, b, t, d), q->c->obj[idx].t.dtype);
 }
 
 /* Independent model of each formula, for outputs stored as f32. */
@@ -806,7 +770,7 @@ static void check_model(const fz_case *c, const unsigned char *init, const unsig
     for (size_t b = 0; b < c->B; b++) {
       float v;
       memcpy(&v, got + o[3].off + 4 * b, 4);
-      if (f_bits(v) != f_bits(s[b])) fail("scales_out[%zu] = %a, mask says %a", b, (double)v, (double)s[b]);
+      if (tu_f32_bits(v) != tu_f32_bits(s[b])) fail("scales_out[%zu] = %a, mask says %a", b, (double)v, (double)s[b]);
     }
   }
   for (size_t b = 0; b < c->B; b++)
@@ -865,7 +829,7 @@ static void check_mask_outputs(const fz_case *c, const unsigned char *got, const
     if (o[1].present && !o[1].null) {
       float v;
       memcpy(&v, got + o[1].off + 4 * b, 4);
-      if (f_bits(v) != f_bits(s[b])) fail("scales_out[%zu] wrong", b);
+      if (tu_f32_bits(v) != tu_f32_bits(s[b])) fail("scales_out[%zu] wrong", b);
     }
     if (k && o[3].present && !o[3].null) {
       size_t idx;
@@ -909,7 +873,7 @@ static void describe_byte(const fz_case *c, const unsigned char *init, size_t by
           const unsigned char *e = at(c, init, j, b, t, d);
           uint32_t v = 0;
           memcpy(&v, e, q->es);
-          fprintf(stderr, " obj%d=%#x (%a)", j, v, (double)load_elem(e, q->t.dtype));
+          fprintf(stderr, " obj%d=%#x (%a)", j, v, (double)tu_load_elem(e, q->t.dtype));
         }
         fprintf(stderr, "\n");
       }
