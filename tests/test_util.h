@@ -1,5 +1,6 @@
 /* Shared test helpers: seeded RNG, float bits and element widening, guarded
- * buffers, seed reporting. */
+ * buffers, seed reporting. No cmocka: the kernel checks (tests/kernels) use
+ * them and dp_bench links those. */
 #ifndef DP_TEST_UTIL_H
 #define DP_TEST_UTIL_H
 
