@@ -9,61 +9,46 @@
 //       rows    one call per row, scales precomputed (no mask): a reference
 //   tiny/mask/-/p<p>/t1  dp_mask alone for the same 8 samples (no data)
 //   kern/mask_f32/<isa>/B<n>  the mask kernel alone: scales of n samples
+// The kern rows come from the kernel list: each family's check file says how
+// to call its kernels, on what sizes and with what traffic.
 #include <cstdlib>
 #include <cstring>
 
 #include "bench_common.h"
+#include "harness.h"
 
 namespace dpb {
 namespace {
 
-void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, bool stream) {
+// One row of a kernel, timed through its family's check file
+// (tests/kernels/check_<family>.c): the calls run in a C loop through the
+// typed pointer, one batch of exactly the iterations the benchmark asks for.
+void run_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n, int variant) {
   if (!dp_isa_supported(k.isa)) {
     st.SkipWithError("ISA not supported by this CPU or build");
     return;
   }
-  const size_t xs = dp_combo_x_size(k.combo), fs = dp_combo_f_size(k.combo);
+  const kt_bench &b = kt_family_of(k.family)->bench;
+  static const Slot slots[KT_BUFS] = {kO, kX, kF, kT};
+  kt_bench_args a = {};
   // Pool arrays are float-sized, so they hold n elements of any combo.
-  void *o = pool_get(kO, n), *x = pool_get(kX, n), *f = pool_get(kF, n), *t = pool_get(kT, n);
-  const float s = 1.0f / 0.9f;
-  size_t per_call;
-  if (k.family == DP_FAMILY_fwd) {
-    const dp_fwd_fn fn = k.fn.fwd;
-    per_call = n * (2 * xs + fs);
-    for (auto _ : st) fn(o, x, f, s, n, stream ? 1 : 0);
-  } else if (k.family == DP_FAMILY_scale) {
-    const dp_scale_fn fn = k.fn.scale;
-    per_call = n * 2 * xs;
-    for (auto _ : st) fn(o, x, s, n, stream ? 1 : 0);
-  } else {
-    const dp_bwd_fn fn = k.fn.bwd;
-    per_call = n * (fs + 2 * xs);  // read g, write gf and gx
-    for (auto _ : st) fn(o, t, f, s, n, stream ? unsigned(DP_KBWD_STREAM) : 0u);
-  }
+  for (int i = 0; i < KT_BUFS; i++)
+    if (b.bufs >> i & 1u) a.buf[i] = pool_get(slots[i], n);
+  a.n = n;
+  a.variant = variant;
+  a.keep = 0.9f;
+  a.seed = kSeed;
+  a.cycle = kOffsets;
+  while (st.KeepRunningBatch(st.max_iterations)) b.calls(&k, &a, size_t(st.max_iterations));
   benchmark::ClobberMemory();
-  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(per_call));
   st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+  if (!b.bytes) return;
+  const size_t per_call = b.bytes(k.combo, n);
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(per_call));
   st.counters["ws_bytes"] = double(per_call);
 }
 
 constexpr size_t kTinyBatch = 8, kTinyDim = 384;
-
-void run_mask_kernel(benchmark::State &st, const dp_kernel_info &k, size_t n) {
-  if (!dp_isa_supported(k.isa)) {
-    st.SkipWithError("ISA not supported by this CPU or build");
-    return;
-  }
-  const dp_mask_fn fn = k.fn.mask;
-  float *scales = pool_get(kO, n);
-  const float keep = 0.9f;
-  uint64_t off = 0;
-  for (auto _ : st) {
-    fn(kSeed, off, 0, keep, 1.0f / keep, n, scales);
-    benchmark::ClobberMemory();
-    off = off + 1 == kOffsets ? 0 : off + 1;
-  }
-  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
-}
 
 // Private, cache-resident arrays: the pool's would sit at the same addresses
 // as the big shapes and drag their cache history along.
@@ -173,24 +158,23 @@ void register_kernels() {
   const dp_kernel_info *list = dp_kernel_list(&count);
   for (size_t i = 0; i < count; i++) {
     const dp_kernel_info *k = &list[i];
-    if (k->family == DP_FAMILY_mask) {
-      for (size_t n : {size_t(8), size_t(256)}) {
-        if (!wanted(false, n == kTinyBatch)) continue;
-        pool_reserve(n);
-        reg(std::string("kern/mask_f32/") + dp_isa_name(k->isa) + "/B" + std::to_string(n), false,
-            [k, n](benchmark::State &st) { run_mask_kernel(st, *k, n); });
-      }
-      continue;
-    }
-    for (const SizeClass &sc : size_classes())
-      for (int stream = 0; stream < 2; stream++) {
-        // The short suite keeps f32, the plot's subject.
-        if (!wanted(false, k->combo == DP_COMBO_F32)) continue;
-        pool_reserve(sc.elems);
-        const std::string name = std::string("kern/") + dp_family_name(k->family) + "_" + dp_combo_name(k->combo) + "/" +
-                                 dp_isa_name(k->isa) + "/" + sc.name + "/" + (stream ? "stream" : "store");
-        const size_t n = sc.elems;
-        reg(name, false, [k, n, stream](benchmark::State &st) { run_kernel(st, *k, n, stream != 0); });
+    const kt_bench &b = kt_family_of(k->family)->bench;
+    if (!b.calls) continue;
+    // A family without sizes of its own takes the cache-level classes.
+    std::vector<kt_bench_size> sizes(b.sizes, b.sizes + b.nsizes);
+    if (!b.sizes)
+      for (const SizeClass &sc : size_classes()) sizes.push_back({sc.name, sc.elems, 1});
+    const std::string row = std::string("kern/") + dp_family_name(k->family) + "_" + dp_combo_name(k->combo) + "/" +
+                            dp_isa_name(k->isa) + "/";
+    for (const kt_bench_size &sz : sizes)
+      for (size_t v = 0; v < (b.nvariants ? b.nvariants : 1); v++) {
+        // The short suite keeps f32 (the plot's subject) at the sizes marked for it.
+        if (!wanted(false, k->combo == DP_COMBO_F32 && sz.in_short)) continue;
+        pool_reserve(sz.n);
+        const std::string name = row + sz.name + (b.nvariants ? std::string("/") + b.variants[v] : std::string());
+        const size_t n = sz.n;
+        const int variant = int(v);
+        reg(name, false, [k, n, variant](benchmark::State &st) { run_kernel(st, *k, n, variant); });
       }
   }
 
