@@ -37,8 +37,15 @@
 #define DP_COMBO_f32f16(X, ctx) X(ctx, f32f16, DP_COMBO_F32_F16, DP_F32, DP_F16)
 
 #define DP_COMBOS_F32(X, ctx) DP_COMBO_f32(X, ctx)
-#define DP_COMBOS_PURE(X, ctx) DP_COMBO_f32(X, ctx) DP_COMBO_bf16(X, ctx) DP_COMBO_f16(X, ctx)
-#define DP_COMBOS_ALL(X, ctx) DP_COMBOS_PURE(X, ctx) DP_COMBO_f32bf16(X, ctx) DP_COMBO_f32f16(X, ctx)
+#define DP_COMBOS_PURE(X, ctx) DP_COMBO_f32(X, ctx) DP_COMBOS_PURE_HALF(X, ctx)
+#define DP_COMBOS_ALL(X, ctx) DP_COMBOS_PURE(X, ctx) DP_COMBOS_MIXED_(X, ctx)
+
+/* The combos of DP_COMBOS_PURE and DP_COMBOS_ALL that have a bf16 or f16
+ * operand: the ones a family's half kernel body (and scalar file) defines,
+ * its f32 body defining f32. */
+#define DP_COMBOS_PURE_HALF(X, ctx) DP_COMBO_bf16(X, ctx) DP_COMBO_f16(X, ctx)
+#define DP_COMBOS_ALL_HALF(X, ctx) DP_COMBOS_PURE_HALF(X, ctx) DP_COMBOS_MIXED_(X, ctx)
+#define DP_COMBOS_MIXED_(X, ctx) DP_COMBO_f32bf16(X, ctx) DP_COMBO_f32f16(X, ctx)
 
 /* Helpers for the lists' users: pasting, and taking a (a, b) context apart. */
 #define DP_PASTE_(a, b) a##b

@@ -1,15 +1,13 @@
-/* The f32 backward of a kept row (see dp_bwd_fn) for every x86 ISA: included
- * by bwd_<isa>.c after its x86_vec_<isa>.h, with DP_BWD_NAME set to the
- * kernel's name. Same bits as dp_bwd_f32__scalar. */
-#ifndef DP_BWD_NAME
-#error "define DP_BWD_NAME and include an x86_vec_<isa>.h first"
+/* The f32 backward of a kept row (see dp_bwd_fn) for every SIMD ISA:
+ * included by bwd_<isa>.c after its simd/vec_<isa>.h, with DP_ISA set to the
+ * ISA's kernel-name suffix. Same bits as dp_bwd_f32__scalar. */
+#ifndef DP_ISA
+#error "define DP_ISA and include a simd/vec_<isa>.h first"
 #endif
 
-/* What the body does with one output: plain store, non-temporal store,
- * accumulate, or nothing (gx == NULL). */
-enum { K_SET, K_NT, K_ACC, K_NONE };
+#include "kernels/bwd/bwd_kinds.h"
 
-DP_X86_INLINE void put(float *p, dpv v, int kind) {
+DP_KERNEL_INLINE void put(float *p, dpv v, int kind) {
   if (kind == K_NT)
     dpv_stream(p, v);
   else
@@ -18,7 +16,7 @@ DP_X86_INLINE void put(float *p, dpv v, int kind) {
 
 /* Elements [i, i+W).  g is loaded before gf is stored: gf may be g.  gx is
  * only offset when present (arithmetic on NULL is undefined). */
-DP_X86_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dpv vs, int fk, int xk) {
+DP_KERNEL_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dpv vs, int fk, int xk) {
   const dpv gv = dpv_load(g + i);
   const dpv sg = dpv_mul(vs, gv);
   put(gf + i, dpv_canon(fk == K_ACC ? dpv_add(dpv_load(gf + i), sg) : sg), fk);
@@ -26,7 +24,8 @@ DP_X86_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dpv v
 }
 
 /* Whole vectors of [i, n); returns where they end. */
-DP_X86_INLINE size_t bwd_body_fx(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk, int xk) {
+DP_KERNEL_INLINE size_t bwd_body_fx(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk,
+                                    int xk) {
   const size_t W = DPV_LANES;
   for (; n - i >= 4 * W; i += 4 * W) {
     bwd_vec(gf, gx, g, i, vs, fk, xk);
@@ -38,22 +37,8 @@ DP_X86_INLINE size_t bwd_body_fx(float *gf, float *gx, const float *g, size_t i,
   return i;
 }
 
-/* One loop per (fk, xk) pair, so the hot loop carries no mode branches. */
-DP_X86_INLINE size_t bwd_body_f(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk, int xk) {
-  switch (xk) {
-    case K_SET: return bwd_body_fx(gf, gx, g, i, n, vs, fk, K_SET);
-    case K_NT: return bwd_body_fx(gf, gx, g, i, n, vs, fk, K_NT);
-    case K_ACC: return bwd_body_fx(gf, gx, g, i, n, vs, fk, K_ACC);
-    default: return bwd_body_fx(gf, gx, g, i, n, vs, fk, K_NONE);
-  }
-}
-
 static size_t bwd_body(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk, int xk) {
-  switch (fk) {
-    case K_SET: return bwd_body_f(gf, gx, g, i, n, vs, K_SET, xk);
-    case K_NT: return bwd_body_f(gf, gx, g, i, n, vs, K_NT, xk);
-    default: return bwd_body_f(gf, gx, g, i, n, vs, K_ACC, xk);
-  }
+  BWD_BY_KINDS(fk, xk, bwd_body_fx, gf, gx, g, i, n, vs)
 }
 
 /* Elements [i, i+k), k < DPV_LANES: masked lanes where the ISA has them
@@ -79,23 +64,23 @@ static void bwd_part(float *gf, float *gx, const float *g, size_t i, size_t k, d
 #endif
 }
 
-void DP_BWD_NAME(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
+void DP_KERNEL_NAME(bwd, f32, DP_ISA)(void *gf_, void *gx_, const void *g_, float s, size_t n, unsigned mode) {
   float *gf = (float *)gf_;
   float *gx = (float *)gx_;
   const float *g = (const float *)g_;
   const dpv vs = dpv_set1(s);
   int fk = (mode & DP_KBWD_ACC_F) ? K_ACC : K_SET;
   int xk = !gx ? K_NONE : (mode & DP_KBWD_ACC_X) ? K_ACC : K_SET;
-  const int want_nt = (mode & DP_KBWD_STREAM) && n >= DP_STREAM_MIN_ELEMS;
+  const int want_nt = DPV_STREAM && (mode & DP_KBWD_STREAM) && n >= DP_STREAM_MIN_ELEMS;
   size_t i = 0;
   /* Align the output that will stream, else gf: misaligned stores split
-   * cache lines (see DPV_BYTES). */
-  if (n >= 4 * DPV_LANES) {
-    i = dp_f32_head(want_nt && fk != K_SET && xk == K_SET ? (void *)gx : (void *)gf, DPV_BYTES);
+   * cache lines (see DPV_ALIGN). */
+  if (DPV_ALIGN && n >= 4 * DPV_LANES) {
+    i = dp_elem_head(want_nt && fk != K_SET && xk == K_SET ? (void *)gx : (void *)gf, sizeof(float), DPV_ALIGN);
     if (i) bwd_part(gf, gx, g, 0, i, vs, fk, xk, s, mode);
   }
-  if (want_nt && fk == K_SET && dp_is_aligned(gf + i, DPV_BYTES)) fk = K_NT;
-  if (want_nt && xk == K_SET && dp_is_aligned(gx + i, DPV_BYTES)) xk = K_NT;
+  if (want_nt && fk == K_SET && dp_is_aligned(gf + i, DPV_ALIGN)) fk = K_NT;
+  if (want_nt && xk == K_SET && dp_is_aligned(gx + i, DPV_ALIGN)) xk = K_NT;
   i = bwd_body(gf, gx, g, i, n, vs, fk, xk);
   if (i < n) bwd_part(gf, gx, g, i, n - i, vs, fk, xk, s, mode);
 }

@@ -1,6 +1,7 @@
-/* SSE2 backward of a kept row (see dp_bwd_fn), 4 lanes; the scalar kernel does head and tail.
- * The body is bwd_x86.h, shared by the x86 ISAs. */
+/* SSE2 backward of a kept row (see dp_bwd_fn): f32 in 4 lanes, bf16/f16 8
+ * per step with integer conversions; the scalar kernels do heads and tails. */
+#define DP_ISA sse2
 #include "kernels/simd/vec_sse2.h"
-
-#define DP_BWD_NAME dp_bwd_f32__sse2
+#include "kernels/simd/half_sse2.h"
 #include "kernels/bwd/bwd_body.h"
+#include "kernels/bwd/bwd_half_body.h"

@@ -24,15 +24,21 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "droppath/droppath.h"
 #include "kernels/common/canon.h"
 
 #define DP_BF16_QNAN 0x7FC0u
 #define DP_F16_QNAN 0x7E00u
 
-/* Element types of kernel operands. */
-enum { DP_T_F32, DP_T_BF16, DP_T_F16 };
+/* Element types of kernel operands: the dp_dtype values, so the dtypes of
+ * the combo list (families.h) can be passed as they are. */
+enum { DP_T_F32 = DP_F32, DP_T_BF16 = DP_BF16, DP_T_F16 = DP_F16 };
 
 static inline size_t dp_t_size(int t) { return t == DP_T_F32 ? 4 : 2; }
+
+/* Where element i of an array of type t starts. */
+static inline const void *dp_elem_at(const void *p, size_t i, int t) { return (const char *)p + i * dp_t_size(t); }
+static inline void *dp_elem_at_w(void *p, size_t i, int t) { return (char *)p + i * dp_t_size(t); }
 
 static inline uint32_t dp_f32_bits(float v) {
   uint32_t u;
@@ -128,14 +134,6 @@ static inline void dp_store_result(void *p, size_t i, float v, int t) {
     const uint16_t h = t == DP_T_BF16 ? dp_bf16_result(v) : dp_f16_result(v);
     memcpy((char *)p + 2 * i, &h, sizeof h);
   }
-}
-
-/* Elements of esize bytes before p reaches `align` (a power of two); 0 when p
- * is not esize-aligned, since whole elements can never align it then. */
-static inline size_t dp_elem_head(const void *p, size_t esize, size_t align) {
-  const uintptr_t a = (uintptr_t)p;
-  if (a & (esize - 1)) return 0;
-  return ((align - (a & (align - 1))) & (align - 1)) / esize;
 }
 
 #endif /* DP_HALF_H */

@@ -1,10 +1,11 @@
 /*
- * Shared by the x86 SIMD kernels: when non-temporal stores are worth it, and
- * how far an output is from vector alignment.  No intrinsics here, so files
- * built for any ISA can include it.
+ * Shared by the SIMD kernel bodies of every ISA: when non-temporal stores are
+ * worth it, how far an output is from vector alignment, and the forced
+ * inlining the bodies rely on.  No intrinsics here, so files built for any
+ * ISA can include it.
  */
-#ifndef DP_X86_STREAM_H
-#define DP_X86_STREAM_H
+#ifndef DP_STREAM_H
+#define DP_STREAM_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,20 +20,25 @@
  * the common aligned rows' gain. */
 #define DP_STREAM_MIN_ELEMS ((size_t)256)
 
-/* Force the per-mode workers to be specialised: each instantiation must lose
- * its mode branches, which only happens once the constants are inlined. */
-#define DP_X86_INLINE static inline __attribute__((always_inline))
+/* Force the per-mode and per-type workers to be specialised: each
+ * instantiation must lose its mode and type branches, which only happens
+ * once the constants are inlined. */
+#if defined(__GNUC__)
+#define DP_KERNEL_INLINE static inline __attribute__((always_inline))
+#else
+#define DP_KERNEL_INLINE static inline
+#endif
 
-/* f32 elements to process before p reaches `align` (a power of two); 0 when p
- * is not 4-byte aligned, since whole elements can never align it then. */
-static inline size_t dp_f32_head(const void *p, size_t align) {
+/* Elements of esize bytes before p reaches `align` (a power of two); 0 when p
+ * is not esize-aligned, since whole elements can never align it then. */
+static inline size_t dp_elem_head(const void *p, size_t esize, size_t align) {
   const uintptr_t a = (uintptr_t)p;
-  if (a & 3u) return 0;
-  return ((align - (a & (align - 1))) & (align - 1)) / sizeof(float);
+  if (a & (esize - 1)) return 0;
+  return ((align - (a & (align - 1))) & (align - 1)) / esize;
 }
 
 static inline int dp_is_aligned(const void *p, size_t align) {
   return ((uintptr_t)p & (align - 1)) == 0;
 }
 
-#endif /* DP_X86_STREAM_H */
+#endif /* DP_STREAM_H */

@@ -1,12 +1,12 @@
-/* The f32 fused forward, out = x + (s*f), for every x86 ISA: included by
- * fwd_<isa>.c after its x86_vec_<isa>.h, with DP_FWD_NAME set to the
- * kernel's name. Same operations in the same order on every ISA, so the
- * same bits as dp_fwd_f32__scalar. */
-#ifndef DP_FWD_NAME
-#error "define DP_FWD_NAME and include an x86_vec_<isa>.h first"
+/* The f32 fused forward, out = x + (s*f), for every SIMD ISA: included by
+ * fwd_<isa>.c after its simd/vec_<isa>.h, with DP_ISA set to the ISA's
+ * kernel-name suffix. Same operations in the same order on every ISA, so
+ * the same bits as dp_fwd_f32__scalar. */
+#ifndef DP_ISA
+#error "define DP_ISA and include a simd/vec_<isa>.h first"
 #endif
 
-DP_X86_INLINE void fwd_vec(float *out, const float *x, const float *f, dpv vs, int nt) {
+DP_KERNEL_INLINE void fwd_vec(float *out, const float *x, const float *f, dpv vs, int nt) {
   const dpv r = dpv_canon(dpv_add(dpv_load(x), dpv_mul(vs, dpv_load(f))));
   if (nt)
     dpv_stream(out, r);
@@ -28,7 +28,7 @@ static void fwd_part(float *out, const float *x, const float *f, float s, dpv vs
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x or f). */
-DP_X86_INLINE size_t fwd_body(float *out, const float *x, const float *f, dpv vs, size_t n, int nt) {
+DP_KERNEL_INLINE size_t fwd_body(float *out, const float *x, const float *f, dpv vs, size_t n, int nt) {
   const size_t W = DPV_LANES;
   size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
@@ -41,18 +41,18 @@ DP_X86_INLINE size_t fwd_body(float *out, const float *x, const float *f, dpv vs
   return i;
 }
 
-void DP_FWD_NAME(void *out_, const void *x_, const void *f_, float s, size_t n, int stream) {
+void DP_KERNEL_NAME(fwd, f32, DP_ISA)(void *out_, const void *x_, const void *f_, float s, size_t n, int stream) {
   float *out = (float *)out_;
   const float *x = (const float *)x_;
   const float *f = (const float *)f_;
   const dpv vs = dpv_set1(s);
   size_t i = 0;
-  /* Peel to vector alignment: misaligned stores split cache lines (see DPV_BYTES). */
-  if (n >= 4 * DPV_LANES) {
-    i = dp_f32_head(out, DPV_BYTES);
+  /* Peel to vector alignment: misaligned stores split cache lines (see DPV_ALIGN). */
+  if (DPV_ALIGN && n >= 4 * DPV_LANES) {
+    i = dp_elem_head(out, sizeof(float), DPV_ALIGN);
     if (i) fwd_part(out, x, f, s, vs, i);
   }
-  const int nt = stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned(out + i, DPV_BYTES);
+  const int nt = DPV_STREAM && stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned(out + i, DPV_ALIGN);
   if (nt)
     i += fwd_body(out + i, x + i, f + i, vs, n - i, 1);
   else

@@ -1,6 +1,7 @@
-/* SSE2 fused forward: out = x + (s*f), 4 lanes; the scalar kernel does head and tail.
- * The body is fwd_x86.h, shared by the x86 ISAs. */
+/* SSE2 fused forward, out = x + (s*f): f32 in 4 lanes, bf16/f16 8 per step
+ * with integer conversions; the scalar kernels do heads and tails. */
+#define DP_ISA sse2
 #include "kernels/simd/vec_sse2.h"
-
-#define DP_FWD_NAME dp_fwd_f32__sse2
+#include "kernels/simd/half_sse2.h"
 #include "kernels/fwd/fwd_body.h"
+#include "kernels/fwd/fwd_half_body.h"

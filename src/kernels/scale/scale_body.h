@@ -1,11 +1,11 @@
-/* The f32 drop_path of a kept row, out = s*x, for every x86 ISA: included by
- * scale_<isa>.c after its x86_vec_<isa>.h, with DP_SCALE_NAME set to the
- * kernel's name. Same bits as dp_scale_f32__scalar. */
-#ifndef DP_SCALE_NAME
-#error "define DP_SCALE_NAME and include an x86_vec_<isa>.h first"
+/* The f32 drop_path of a kept row, out = s*x, for every SIMD ISA: included
+ * by scale_<isa>.c after its simd/vec_<isa>.h, with DP_ISA set to the ISA's
+ * kernel-name suffix. Same bits as dp_scale_f32__scalar. */
+#ifndef DP_ISA
+#error "define DP_ISA and include a simd/vec_<isa>.h first"
 #endif
 
-DP_X86_INLINE void scale_vec(float *out, const float *x, dpv vs, int nt) {
+DP_KERNEL_INLINE void scale_vec(float *out, const float *x, dpv vs, int nt) {
   const dpv r = dpv_canon(dpv_mul(vs, dpv_load(x)));
   if (nt)
     dpv_stream(out, r);
@@ -27,7 +27,7 @@ static void scale_part(float *out, const float *x, float s, dpv vs, size_t k) {
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x). */
-DP_X86_INLINE size_t scale_body(float *out, const float *x, dpv vs, size_t n, int nt) {
+DP_KERNEL_INLINE size_t scale_body(float *out, const float *x, dpv vs, size_t n, int nt) {
   const size_t W = DPV_LANES;
   size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
@@ -40,17 +40,17 @@ DP_X86_INLINE size_t scale_body(float *out, const float *x, dpv vs, size_t n, in
   return i;
 }
 
-void DP_SCALE_NAME(void *out_, const void *x_, float s, size_t n, int stream) {
+void DP_KERNEL_NAME(scale, f32, DP_ISA)(void *out_, const void *x_, float s, size_t n, int stream) {
   float *out = (float *)out_;
   const float *x = (const float *)x_;
   const dpv vs = dpv_set1(s);
   size_t i = 0;
-  /* Peel to vector alignment: misaligned stores split cache lines (see DPV_BYTES). */
-  if (n >= 4 * DPV_LANES) {
-    i = dp_f32_head(out, DPV_BYTES);
+  /* Peel to vector alignment: misaligned stores split cache lines (see DPV_ALIGN). */
+  if (DPV_ALIGN && n >= 4 * DPV_LANES) {
+    i = dp_elem_head(out, sizeof(float), DPV_ALIGN);
     if (i) scale_part(out, x, s, vs, i);
   }
-  const int nt = stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned(out + i, DPV_BYTES);
+  const int nt = DPV_STREAM && stream && n >= DP_STREAM_MIN_ELEMS && dp_is_aligned(out + i, DPV_ALIGN);
   if (nt)
     i += scale_body(out + i, x + i, vs, n - i, 1);
   else

@@ -1,6 +1,7 @@
-/* SSE2 drop_path of a kept row: out = s*x, 4 lanes; the scalar kernel does head and tail.
- * The body is scale_x86.h, shared by the x86 ISAs. */
+/* SSE2 drop_path of a kept row, out = s*x: f32 in 4 lanes, bf16/f16 8 per
+ * step with integer conversions; the scalar kernels do heads and tails. */
+#define DP_ISA sse2
 #include "kernels/simd/vec_sse2.h"
-
-#define DP_SCALE_NAME dp_scale_f32__sse2
+#include "kernels/simd/half_sse2.h"
 #include "kernels/scale/scale_body.h"
+#include "kernels/scale/scale_half_body.h"

@@ -1,8 +1,9 @@
-/* The f32 vector of the AVX2 kernels, as the *_x86.h kernel bodies use it:
- * 8 lanes; heads and tails use vmaskmov, whose masked-off lanes are neither
- * read nor written. Included once, by an AVX2 kernel file, before its body. */
-#ifndef DP_X86_VEC_AVX2_H
-#define DP_X86_VEC_AVX2_H
+/* The f32 vector of the AVX2 kernels, as the <family>_body.h kernel bodies
+ * use it: 8 lanes; heads and tails use vmaskmov, whose masked-off lanes are
+ * neither read nor written. Included once, by an AVX2 kernel file, before
+ * its body. */
+#ifndef DP_VEC_AVX2_H
+#define DP_VEC_AVX2_H
 
 #include <immintrin.h>
 
@@ -13,7 +14,8 @@
 typedef __m256 dpv;
 typedef __m256i dpv_mask;
 #define DPV_LANES 8
-#define DPV_BYTES 32 /* every other misaligned 32-byte store splits a cache line */
+#define DPV_ALIGN 32 /* every other misaligned 32-byte store splits a cache line */
+#define DPV_STREAM 1
 #define DPV_MASKED 1
 #define dpv_set1(s) _mm256_set1_ps(s)
 #define dpv_load(p) _mm256_loadu_ps(p)

@@ -1,9 +1,9 @@
-/* The f32 vector of the AVX-512 kernels, as the *_x86.h kernel bodies use
- * it: 16 lanes; heads and tails use mask registers, whose masked-off lanes
- * are neither read nor written. Included once, by an AVX-512 kernel file,
- * before its body. */
-#ifndef DP_X86_VEC_AVX512_H
-#define DP_X86_VEC_AVX512_H
+/* The f32 vector of the AVX-512 kernels, as the <family>_body.h kernel
+ * bodies use it: 16 lanes; heads and tails use mask registers, whose
+ * masked-off lanes are neither read nor written. Included once, by an
+ * AVX-512 kernel file, before its body. */
+#ifndef DP_VEC_AVX512_H
+#define DP_VEC_AVX512_H
 
 #include <immintrin.h>
 
@@ -14,7 +14,8 @@
 typedef __m512 dpv;
 typedef __mmask16 dpv_mask;
 #define DPV_LANES 16
-#define DPV_BYTES 64 /* a misaligned 64-byte store splits a cache line every time */
+#define DPV_ALIGN 64 /* a misaligned 64-byte store splits a cache line every time */
+#define DPV_STREAM 1
 #define DPV_MASKED 1
 #define dpv_set1(s) _mm512_set1_ps(s)
 #define dpv_load(p) _mm512_loadu_ps(p)

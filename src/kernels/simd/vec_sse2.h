@@ -1,8 +1,8 @@
-/* The f32 vector of the SSE2 kernels, as the *_x86.h kernel bodies use it:
- * 4 lanes, no masked loads or stores (heads and tails go to the scalar
- * kernels). Included once, by an SSE2 kernel file, before its body. */
-#ifndef DP_X86_VEC_SSE2_H
-#define DP_X86_VEC_SSE2_H
+/* The f32 vector of the SSE2 kernels, as the <family>_body.h kernel bodies
+ * use it: 4 lanes, no masked loads or stores (heads and tails go to the
+ * scalar kernels). Included once, by an SSE2 kernel file, before its body. */
+#ifndef DP_VEC_SSE2_H
+#define DP_VEC_SSE2_H
 
 #include <emmintrin.h>
 
@@ -12,7 +12,8 @@
 
 typedef __m128 dpv;
 #define DPV_LANES 4
-#define DPV_BYTES 16 /* aligned 16-byte stores never split a cache line */
+#define DPV_ALIGN 16 /* aligned 16-byte stores never split a cache line */
+#define DPV_STREAM 1
 #define DPV_MASKED 0
 #define dpv_set1(s) _mm_set1_ps(s)
 #define dpv_load(p) _mm_loadu_ps(p)
