@@ -11,11 +11,8 @@
 #include <string>
 #include <vector>
 
-// kernels.h is a C header without C++ guards of its own.
-extern "C" {
 #include "droppath/droppath.h"
 #include "kernels/kernels.h"
-}
 
 namespace dpb {
 
