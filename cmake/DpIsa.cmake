@@ -3,10 +3,12 @@
 # the rest of the library stays baseline-portable.
 include(CheckCSourceCompiles)
 
-set(DP_HAVE_SSE2 0)
-set(DP_HAVE_AVX2 0)
-set(DP_HAVE_AVX512 0)
-set(DP_HAVE_NEON 0)
+# The SIMD ISAs, as in src/kernels/isas.h: kernel files *_<isa>.c, flags
+# DP_FLAGS_<ISA>, and DP_HAVE_<ISA> in dp_config.h all follow this list.
+set(DP_SIMD_ISAS SSE2 AVX2 AVX512 NEON)
+foreach(_isa ${DP_SIMD_ISAS})
+  set(DP_HAVE_${_isa} 0)
+endforeach()
 
 string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _dp_proc)
 if(_dp_proc MATCHES "^(x86_64|amd64|x64)$")
@@ -39,4 +41,11 @@ elseif(DP_ENABLE_SIMD AND DP_ARCH_AARCH64)
     "#include <arm_neon.h>\nint main(void){float b[4]={0};float32x4_t a=vld1q_f32(b);vst1q_f32(b,vmulq_n_f32(a,2.f));return (int)b[0];}")
 endif()
 
-message(STATUS "droppath ISAs: sse2=${DP_HAVE_SSE2} avx2=${DP_HAVE_AVX2} avx512=${DP_HAVE_AVX512} neon=${DP_HAVE_NEON}")
+set(DP_ISA_DEFINES "")
+set(_dp_summary "")
+foreach(_isa ${DP_SIMD_ISAS})
+  string(APPEND DP_ISA_DEFINES "#define DP_HAVE_${_isa} ${DP_HAVE_${_isa}}\n")
+  string(TOLOWER ${_isa} _l)
+  string(APPEND _dp_summary " ${_l}=${DP_HAVE_${_isa}}")
+endforeach()
+message(STATUS "droppath ISAs:${_dp_summary}")
