@@ -51,7 +51,7 @@ const std::vector<SizeClass> &size_classes();
 
 // Thread counts to register: 1 and "all" (deduplicated).
 std::vector<int> thread_counts();
-// x86: scalar, sse2, avx2, avx512; AArch64: scalar, neon.
+// The ISAs of this architecture in the ISA list (scalar first).
 std::vector<dp_isa> arch_isas();
 // The widest ISA this CPU runs (with this build), for one-ISA subsets.
 dp_isa best_isa();

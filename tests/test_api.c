@@ -43,7 +43,6 @@
 
 #include "droppath/droppath.h"
 #include "reference.h"
-#include "kernels/isas.h" /* the ISA list: which ISA may stand in for which */
 #include "test_util.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -457,8 +456,6 @@ static void test_isa_names(void **state) {
   assert_true(dp_isa_supported(dp_active_isa()));
 }
 
-/* Is `isa` at or below `cap` on one architecture's ladder? (The ISA list's rule.) */
-static int isa_le(dp_isa isa, dp_isa cap) { return dp_isa_within(isa, cap); }
 
 static void test_set_max_isa(void **state) {
   (void)state;
@@ -472,7 +469,7 @@ static void test_set_max_isa(void **state) {
       assert_int_equal(st, DP_OK);
       const dp_isa now = dp_active_isa();
       assert_true(dp_isa_supported(now));
-      assert_true(isa_le(now, (dp_isa)i));
+      assert_true(tu_isa_le(now, (dp_isa)i));
       if (!env_narrows) assert_int_equal(now, i);
     } else {
       assert_int_equal(st, DP_ERR_ISA_UNSUPPORTED);

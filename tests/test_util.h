@@ -10,6 +10,10 @@
 
 #include "droppath/droppath.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Seed for this run: DP_TEST_SEED env var if set, else time-based. Printed
  * once to stderr so a failure can be replayed with DP_TEST_SEED=<n>. */
 uint64_t tu_seed(void);
@@ -82,7 +86,21 @@ tu_buf tu_buf_alloc(size_t bytes, size_t misalign);
 void tu_buf_free(tu_buf *b);
 /* Nonzero if both guard zones are intact. */
 int tu_guards_intact(const tu_buf *b);
+/* Whether the library may use ISA k's kernels when capped at ISA cap: the
+ * expected rule written out here, independently of src/kernels/isas.h, so a
+ * wrong list or rule there fails the tests (add a new ISA here too): scalar
+ * stands in for everything, the x86 ISAs in order, NEON only for itself. */
+static inline int tu_isa_le(dp_isa k, dp_isa cap) {
+  if (k == DP_ISA_SCALAR) return 1;
+  if (k == DP_ISA_NEON || cap == DP_ISA_NEON) return k == cap;
+  return k <= cap;
+}
+
 /* Index of the first byte of [p, p+n) that is not TU_GUARD_BYTE; n if none. */
 size_t tu_first_dirty(const unsigned char *p, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Before/after speed check of two dp_bench binaries.
 
-Runs the two binaries alternately (A B A B ...) on the same benchmark filter,
-so slow drifts of the machine hit both alike, and prints for every row the
+Runs the two binaries alternately (A B B A ...) on the same benchmark filter,
+so slow drifts of the machine and the order within a pair hit both alike, and prints for every row the
 median over the alternations of time(after) / time(before): below 1 is
 faster.  Rows outside the tolerance (default +-3%) are marked.
 
@@ -28,8 +28,9 @@ def run(binary, flt, min_time, extra):
            "--benchmark_repetitions=1", f"--benchmark_out={path}", "--benchmark_out_format=json"] + extra
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(path) as fp:
-        rows = json.load(fp)["benchmarks"]
+        text = fp.read()
     os.unlink(path)
+    rows = json.loads(text)["benchmarks"] if text.strip() else []  # no row matched: no JSON at all
     return {r["name"]: r["real_time"] for r in rows if not r.get("error_occurred") and r.get("run_type") != "aggregate"}
 
 
@@ -48,8 +49,13 @@ def main():
     ratios = {}
     times = {}
     for i in range(a.runs):
-        before = run(a.before, a.filter, a.min_time, a.extra)
-        after = run(a.after, a.filter, a.min_time, a.extra)
+        # A B B A ...: whichever runs second in a pair meets the machine as the first left it.
+        if i % 2 == 0:
+            before = run(a.before, a.filter, a.min_time, a.extra)
+            after = run(a.after, a.filter, a.min_time, a.extra)
+        else:
+            after = run(a.after, a.filter, a.min_time, a.extra)
+            before = run(a.before, a.filter, a.min_time, a.extra)
         for name in before.keys() & after.keys():
             ratios.setdefault(name, []).append(after[name] / before[name])
             times.setdefault(name, ([], []))
@@ -57,6 +63,8 @@ def main():
             times[name][1].append(after[name])
         print(f"run {i + 1}/{a.runs}: {len(before)} / {len(after)} rows", file=sys.stderr)
 
+    if not ratios:
+        sys.exit("bench_compare: the two binaries have no row of the filter in common")
     lines = ["| row | before (median) | after (median) | after ÷ before (median of runs) | |",
              "|---|---|---|---|---|"]
     off = 0

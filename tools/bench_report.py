@@ -19,6 +19,7 @@ import signal
 import statistics
 import sys
 
+# In the order of src/kernels/isas.h (a new ISA goes here and in COLORS).
 ISA_ORDER = ["scalar", "sse2", "avx2", "avx512", "neon"]
 API_OPS = ["fwd", "infer", "droppath", "bwd", "bwdx", "bwdxacc"]
 REGION_ORDER = ["L1", "L2", "L3", "DRAM", "tiny", "l2", "small", "vit", "resnet", "large"]

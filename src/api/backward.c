@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/dispatch.h"
+#include "core/maskgen.h"
 #include "core/rowwalk.h"
 #include "core/validate.h"
 
@@ -13,8 +14,10 @@ static const dp_op_args backward_args = {
     .n_arrays = 1,
     .x_role = 2,
     .f_role = 0,
-    .tensor = {{DP_CLASS_F, 1, 0, 1u << 2}, {DP_CLASS_X, 1, 1, 0}, {DP_CLASS_X, 0, 0, 0}},
-    .array = {{0, 1, sizeof(float)}},
+    .tensor = {{.dtype_class = DP_CLASS_F, .output = 1, .may_be = 1u << 2},
+               {.dtype_class = DP_CLASS_X, .output = 1, .optional = 1},
+               {.dtype_class = DP_CLASS_X}},
+    .array = {{.per_sample = 1, .elem_size = sizeof(float)}},
 };
 
 /* Kept rows: one bwd kernel call. Dropped rows: grad_x first (grad_f may be
@@ -22,7 +25,7 @@ static const dp_op_args backward_args = {
  * it accumulates. */
 static inline void backward_row(const dp_job *j, unsigned char *const p[DP_ROLES], float s, size_t n) {
   if (s != 0.0f) {
-    j->kernel.bwd(p[0], p[1], p[2], s, n, j->mode);
+    j->kernel.bwd(p[0], p[1], p[2], s, n, j->mode | (j->stream ? DP_KBWD_STREAM : 0u));
     return;
   }
   if (p[1]) {
@@ -61,10 +64,7 @@ dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
   j.aux.fwd = acc_x;
   j.mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
            ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
-  if (dp_job_stream(params, dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1)), 0)) {
-    j.mode |= DP_KBWD_STREAM;
-    j.stream = 1;
-  }
+  j.stream = dp_job_stream(params, dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1)), 0);
   /* Reads grad_out (and grad_x when accumulating: counted as read and written), writes grad_f and grad_x. */
   size_t traffic = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 2));
   traffic = dp_sat_add(traffic, dp_sat_add(dp_job_bytes(&j, 1), dp_job_bytes(&j, 1)));

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/dispatch.h"
+#include "core/maskgen.h"
 #include "core/rowwalk.h"
 #include "core/validate.h"
 
@@ -12,8 +13,8 @@ static const dp_op_args drop_path_args = {
     .n_arrays = 1,
     .x_role = 1,
     .f_role = 1,
-    .tensor = {{DP_CLASS_X, 1, 0, 1u << 1}, {DP_CLASS_X, 0, 0, 0}},
-    .array = {{1, 1, sizeof(float)}},
+    .tensor = {{.dtype_class = DP_CLASS_X, .output = 1, .may_be = 1u << 1}, {.dtype_class = DP_CLASS_X}},
+    .array = {{.output = 1, .per_sample = 1, .elem_size = sizeof(float)}},
 };
 
 /* Kept rows are scaled; dropped rows are +0.0 in every dtype, x unread. */

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api/residual.h"
+#include "core/maskgen.h"
 #include "core/validate.h"
 
 dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
@@ -17,7 +18,7 @@ dp_status dp_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_
   dp_job_init(&j, &shape);
   float stack_scales[DP_STACK_SCALES], *heap;
   dp_job_draw(&j, params, drawn, scales_out, stack_scales, &heap);
-  if (shape.dim != 0) dp_residual_run(&j, params, &out, &x, &f, fwd);
+  if (shape.dim != 0) dp_residual_run(&j, params, &shape, &out, &x, &f, fwd);
   if (heap) free(heap); /* most calls never allocate: skip the call */
   return DP_OK;
 }

@@ -1,5 +1,6 @@
 /* dp_inference_add: out = x + f, or x + keep*f (Huang et al.'s test-time rule). */
 #include "api/residual.h"
+#include "core/maskgen.h"
 #include "core/validate.h"
 
 dp_status dp_inference_add(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f) {
@@ -16,6 +17,6 @@ dp_status dp_inference_add(const dp_params *params, dp_shape shape, dp_tensor ou
   dp_job_init(&j, &shape);
   j.fixed = 1;
   j.fixed_scale = params->scale_by_keep ? 1.0f : keep;
-  dp_residual_run(&j, params, &out, &x, &f, fwd);
+  dp_residual_run(&j, params, &shape, &out, &x, &f, fwd);
   return DP_OK;
 }

@@ -6,7 +6,10 @@
 static const dp_op_args mask_args = {
     .n_tensors = 0,
     .n_arrays = 4,
-    .array = {{1, 1, 1}, {1, 1, sizeof(float)}, {1, 0, sizeof(size_t)}, {1, 1, sizeof(size_t)}},
+    .array = {{.output = 1, .per_sample = 1, .elem_size = 1},
+              {.output = 1, .per_sample = 1, .elem_size = sizeof(float)},
+              {.output = 1, .elem_size = sizeof(size_t)},
+              {.output = 1, .per_sample = 1, .elem_size = sizeof(size_t)}},
 };
 
 dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,

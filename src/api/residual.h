@@ -20,8 +20,10 @@ static const dp_op_args residual_args = {
     .n_arrays = 1,
     .x_role = 1,
     .f_role = 2,
-    .tensor = {{DP_CLASS_X, 1, 0, 1u << 1 | 1u << 2}, {DP_CLASS_X, 0, 0, 0}, {DP_CLASS_F, 0, 0, 0}},
-    .array = {{1, 1, sizeof(float)}},
+    .tensor = {{.dtype_class = DP_CLASS_X, .output = 1, .may_be = 1u << 1 | 1u << 2},
+               {.dtype_class = DP_CLASS_X},
+               {.dtype_class = DP_CLASS_F}},
+    .array = {{.output = 1, .per_sample = 1, .elem_size = sizeof(float)}},
 };
 
 /* Checks out, x, f (and scales_out, may be NULL) against the shape; yields
@@ -46,15 +48,14 @@ static inline void residual_row(const dp_job *j, unsigned char *const p[DP_ROLES
 static void residual_range(const dp_job *j, size_t lo, size_t hi) { dp_walk_range(j, lo, hi, residual_row); }
 
 /* out = x + s*f over every row of a validated call with D > 0; j holds the
- * shape and the scales (per sample, or fixed). */
-static inline void dp_residual_run(dp_job *j, const dp_params *params, const dp_tensor *out, const dp_tensor *x,
-                     const dp_tensor *f, dp_fwd_fn fwd) {
-  const dp_shape shape = {j->B, j->T, j->D};
+ * scales (per sample, or fixed). */
+static inline void dp_residual_run(dp_job *j, const dp_params *params, const dp_shape *shape, const dp_tensor *out,
+                                   const dp_tensor *x, const dp_tensor *f, dp_fwd_fn fwd) {
   dp_job_role(j, 0, out);
   dp_job_role(j, 1, x);
   dp_job_role(j, 2, f);
   j->kernel.fwd = fwd;
-  j->out_is_x = dp_tensors_identical(out, x, &shape);
+  j->out_is_x = dp_tensors_identical(out, x, shape);
   const size_t out_bytes = dp_job_bytes(j, 0);
   j->stream = dp_job_stream(params, out_bytes, j->out_is_x);
   /* Reads x and f, writes out (x and out have one dtype). */

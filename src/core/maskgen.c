@@ -30,7 +30,6 @@ void dp_mask_fill_scales(const dp_mask_ctx *ctx, size_t b0, size_t n, float *sca
                                            ctx->scale, n, scales);
 }
 
-
 const float *dp_draw_small(const dp_params *params, size_t batch, float buf[DP_SMALL_BATCH]) {
   if (batch == 0 || batch > DP_SMALL_BATCH) return NULL;
   if (params->mode == DP_MODE_BATCH) { /* one draw for all */

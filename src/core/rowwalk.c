@@ -46,6 +46,7 @@ static void run_share(const dp_job *j, dp_range_fn range, size_t k, size_t m) {
 void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_range_fn range) {
   /* Rows in role 0's memory order: seq-first outputs t-major. */
   j->seq_major = j->T > 1 && j->B > 1 && j->t[0].ts > j->t[0].ss;
+  j->dense = 0; /* rows join only when elementwise (flatten_rows) */
   if (j->elementwise) {
     flatten_rows(j);
     if (j->T == 1) j->seq_major = 0;

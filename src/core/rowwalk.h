@@ -6,7 +6,7 @@
  * or of several rows joined, at p[role], given the sample's scale s (0: the
  * sample is dropped). The walk does the rest:
  *   - small calls (at most DP_SMALL_BATCH samples on one thread) run in one
- *     loop without a job (dp_walk_small);
+ *     loop on the calling thread, without dp_run_job's planning (dp_walk_small);
  *   - otherwise dp_run_job plans threads, splits rows into chunks when the
  *     batch is too small to share out, and runs each thread's share through
  *     the operation's range function, an instantiation of dp_walk_range;
@@ -27,13 +27,8 @@
 #include "core/maskgen.h"
 #include "core/parallel.h"
 #include "droppath/droppath.h"
+#include "kernels/common/inline.h"
 #include "kernels/kernels.h"
-
-#if defined(__GNUC__)
-#define DP_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define DP_ALWAYS_INLINE static inline
-#endif
 
 /* Tensors a row function sees, p[0..DP_ROLES-1]; an absent one is NULL. */
 #define DP_ROLES 3
@@ -61,7 +56,7 @@ struct dp_job {
   dp_kernel_fn kernel, aux; /* what the row function calls */
   int stream;              /* kernels may use non-temporal stores: each thread fences after its share */
   unsigned mode;           /* operation-specific kernel flags */
-  int out_is_x;            /* role 0 is exactly role 1 */
+  int out_is_x;            /* role 0 is exactly role 1 (in place) */
   /* Set by the walk (dp_run_job). */
   int seq_major; /* visit rows t-major, following role 0's memory order */
   int dense;     /* every tensor's rows follow each other in memory */
@@ -220,10 +215,10 @@ DP_ALWAYS_INLINE void dp_walk_range(const dp_job *j, size_t lo, size_t hi, dp_ro
 
 /*
  * A small call (see DP_SMALL_BATCH) of an elementwise operation whose scales
- * are ready, on the calling thread without a job: returns 0 (nothing done)
- * otherwise. On a tiny call (8 x 384 f32) setting up and walking a job cost
- * ~15 ns over the same kernel calls made by hand (bench tiny/api vs
- * tiny/direct). Same row calls as the job walk, so the same bits.
+ * are ready, in one loop on the calling thread: returns 0 (nothing done)
+ * otherwise. On a tiny call (8 x 384 f32) planning and walking a job through
+ * dp_run_job cost ~15 ns over the same kernel calls made by hand (bench
+ * tiny/api vs tiny/direct). Same row calls as the job walk, so the same bits.
  */
 DP_ALWAYS_INLINE int dp_walk_small(const dp_job *j, const dp_params *params, size_t traffic_bytes, dp_row_fn row) {
   const size_t B = j->B;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "kernels/common/inline.h"
 #include "droppath/droppath.h"
 
 /* A tensor's or array's footprint after validation. */
@@ -72,10 +73,8 @@ typedef struct dp_op_args {
 } dp_op_args;
 
 #if defined(__GNUC__)
-#define DP_CHECK_INLINE static inline __attribute__((always_inline))
 #define DP_UNROLL _Pragma("GCC unroll 8")
 #else
-#define DP_CHECK_INLINE static inline
 #define DP_UNROLL
 #endif
 
@@ -88,7 +87,7 @@ typedef struct dp_op_args {
  * Inline, with spec a constant table: the loops unroll into the straight
  * checks a hand-written entry point would make (a tiny call pays every one).
  */
-DP_CHECK_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape *shape, const dp_tensor *const tensors[],
+DP_ALWAYS_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape *shape, const dp_tensor *const tensors[],
                                         const void *const arrays[], dp_combo *combo) {
   dp_extent e[DP_MAX_TENSORS + DP_MAX_ARRAYS];
   dp_status st;

@@ -9,8 +9,8 @@
  *   arch   DP_ARCH_ANY (portable C), DP_ARCH_X86 or DP_ARCH_ARM
  *   rank   capability within its arch; ANY is rank 0
  *   built  1 when this build compiles the ISA's kernels (dp_config.h)
- * A kernel table for ISA c may hold kernels of ISA k when k is ANY or of c's
- * arch, and rank(k) <= rank(c): dp_isa_within(k, c).
+ * A kernel table for ISA c may hold kernels of ISA k when k is c, or k is
+ * ANY or of c's arch and ranks below c: dp_isa_within(k, c).
  */
 #ifndef DP_ISAS_H
 #define DP_ISAS_H
@@ -49,6 +49,8 @@ enum { DP_ISA_LIST(DP_ISA_POS_, ) DP_ISA_POS_COUNT_ };
   DP_STATIC_ASSERT((int)(id) == (int)DP_ISA_POS_##name, "DP_ISA_LIST is not in dp_isa order");
 DP_ISA_LIST(DP_ISA_ORDER_, )
 DP_STATIC_ASSERT((int)DP_ISA_POS_COUNT_ == (int)DP_ISA_COUNT, "DP_ISA_LIST must list every dp_isa");
+#undef DP_ISA_ORDER_
+#undef DP_ISA_POS_
 
 typedef struct dp_isa_row {
   const char *name;
@@ -63,10 +65,12 @@ static inline const dp_isa_row *dp_isa_info(dp_isa isa) {
   return &rows[isa];
 }
 
-/* Whether a table for ISA `cap` may use kernels of ISA `k` (see above). */
+/* Whether a table for ISA `cap` may use kernels of ISA `k` (see above).
+ * Two ISAs of one rank never stand in for each other: neither implies the
+ * other, so either's kernels could fault on a CPU with only the other. */
 static inline int dp_isa_within(dp_isa k, dp_isa cap) {
   const dp_isa_row *a = dp_isa_info(k), *b = dp_isa_info(cap);
-  return (a->arch == DP_ARCH_ANY || a->arch == b->arch) && a->rank <= b->rank;
+  return (a->arch == DP_ARCH_ANY || a->arch == b->arch) && (a->rank < b->rank || k == cap);
 }
 
 /* Whether ISA isa belongs to the architecture this code runs on (or is portable). */

@@ -11,6 +11,11 @@
 #define DP_ENTRY_FAMILY_(isa, fam, combos, params) combos(DP_ENTRY_COMBO_, (fam, isa))
 #define DP_ENTRY_ISA_(ctx, name, id, arch, rank, built) DP_WHEN(built, DP_FAMILY_LIST(DP_ENTRY_FAMILY_, (name, id)))
 static const dp_kernel_info kernel_list[] = {DP_ISA_LIST(DP_ENTRY_ISA_, )};
+#undef DP_ENTRY_ISA_
+#undef DP_ENTRY_FAMILY_
+#undef DP_ENTRY_COMBO_
+#undef DP_ENTRY_X_
+#undef DP_ENTRY_
 
 const dp_kernel_info *dp_kernel_list(size_t *count) {
   *count = sizeof kernel_list / sizeof kernel_list[0];
@@ -79,5 +84,10 @@ static const struct {
 
 const char *dp_combo_name(dp_combo combo) { return (unsigned)combo < DP_COMBO_COUNT ? combos[combo].name : "unknown"; }
 
-size_t dp_combo_x_size(dp_combo combo) { return combos[combo].x == DP_F32 ? 4 : 2; }
-size_t dp_combo_f_size(dp_combo combo) { return combos[combo].f == DP_F32 ? 4 : 2; }
+/* 0 for a combo outside the list, like dp_combo_name's "unknown". */
+size_t dp_combo_x_size(dp_combo combo) {
+  return (unsigned)combo < DP_COMBO_COUNT ? (combos[combo].x == DP_F32 ? 4 : 2) : 0;
+}
+size_t dp_combo_f_size(dp_combo combo) {
+  return (unsigned)combo < DP_COMBO_COUNT ? (combos[combo].f == DP_F32 ? 4 : 2) : 0;
+}

@@ -8,15 +8,15 @@ enum { GF, GX, G };
 
 /* Every accumulate/stream mode, with and without gx, and gf == g where the
  * element sizes allow it. */
-static size_t variants(dp_combo c, kt_variant *v) {
+static size_t variants(dp_combo c, kt_variant *v, size_t cap) {
   const int same = dp_combo_x_size(c) == dp_combo_f_size(c);
   size_t n = 0;
   for (unsigned m = 0; m < 8; m++)
     for (int gx = 0; gx < 2; gx++)
       for (int a = 0; a < 2; a++)
         if (!a || same)
-          v[n++] = (kt_variant){.stream = (m & DP_KBWD_STREAM) != 0, .alias = a ? G : 0,
-                                .flags = m & (DP_KBWD_ACC_F | DP_KBWD_ACC_X), .absent = gx ? 0 : 1u << GX};
+          kt_push_variant(v, cap, &n, (kt_variant){.stream = (m & DP_KBWD_STREAM) != 0, .alias = a ? G : 0,
+                                .flags = m & (DP_KBWD_ACC_F | DP_KBWD_ACC_X), .absent = gx ? 0 : 1u << GX});
   return n;
 }
 

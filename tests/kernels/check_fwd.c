@@ -3,12 +3,12 @@
 
 #include "harness.h"
 
-static size_t variants(dp_combo c, kt_variant *v) {
+static size_t variants(dp_combo c, kt_variant *v, size_t cap) {
   const int same = dp_combo_x_size(c) == dp_combo_f_size(c); /* out == f needs equal element sizes */
   size_t n = 0;
   for (int st = 0; st < 2; st++)
     for (int a = 0; a < 3; a++)
-      if (a != 2 || same) v[n++] = (kt_variant){.stream = st, .alias = a};
+      if (a != 2 || same) kt_push_variant(v, cap, &n, (kt_variant){.stream = st, .alias = a});
   return n;
 }
 

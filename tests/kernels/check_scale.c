@@ -3,11 +3,11 @@
 
 #include "harness.h"
 
-static size_t variants(dp_combo c, kt_variant *v) {
+static size_t variants(dp_combo c, kt_variant *v, size_t cap) {
   size_t n = 0;
   (void)c;
   for (int st = 0; st < 2; st++)
-    for (int a = 0; a < 2; a++) v[n++] = (kt_variant){.stream = st, .alias = a};
+    for (int a = 0; a < 2; a++) kt_push_variant(v, cap, &n, (kt_variant){.stream = st, .alias = a});
   return n;
 }
 

@@ -58,11 +58,19 @@ typedef struct kt_case {
   int specials; /* 0: none, 1: one in 64, 2: one in 4 */
 } kt_case;
 
+/* v[(*n)++] = x while there is room: a family with more variants than the
+ * harness holds fails its check (kt_data_run) instead of overrunning v. */
+static inline void kt_push_variant(kt_variant *v, size_t cap, size_t *n, kt_variant x) {
+  if (*n < cap) v[*n] = x;
+  (*n)++;
+}
+
 typedef struct kt_data {
   const char *roles[KT_NROLES]; /* buffer names in argument order, NULL past the last */
   unsigned f_roles;             /* bit r: role r has the branch type F; the others X */
-  /* Every variant the family allows for combo c (at most KT_MAX_VARIANTS). */
-  size_t (*variants)(dp_combo c, kt_variant *v);
+  /* Every variant the family allows for combo c, appended with
+   * kt_push_variant; returns how many there are (more than cap fails). */
+  size_t (*variants)(dp_combo c, kt_variant *v, size_t cap);
   /* Bit r: the kernel reads role r (it gets random contents, the others the guard pattern). */
   unsigned (*reads)(const kt_variant *v);
   void (*call)(const dp_kernel_info *k, unsigned char *const p[KT_NROLES], const kt_case *c);

@@ -49,6 +49,12 @@ void kt_test_kernels_for_isa(void **state) {
   (void)state;
   size_t n;
   const dp_kernel_info *list = dp_kernel_list(&n);
+  /* The list's stand-in rule against the one written out in test_util.h. */
+  for (int k = 0; k < DP_ISA_COUNT; k++)
+    for (int cap = 0; cap < DP_ISA_COUNT; cap++)
+      if (dp_isa_within((dp_isa)k, (dp_isa)cap) != tu_isa_le((dp_isa)k, (dp_isa)cap))
+        fail_msg("dp_isa_within(%s, %s) = %d, expected %d", dp_isa_name((dp_isa)k), dp_isa_name((dp_isa)cap),
+                 dp_isa_within((dp_isa)k, (dp_isa)cap), tu_isa_le((dp_isa)k, (dp_isa)cap));
   /* Pure (no CPU check), so every ISA's table is checked, supported or not. */
   for (int isa = 0; isa < DP_ISA_COUNT; isa++) {
     dp_kernel_table t;

@@ -167,7 +167,11 @@ static void base_case(kt_runner *ru, kt_case *c, const kt_variant *v, size_t n) 
 int kt_data_run(kt_runner *ru) {
   const kt_data *d = ru->fam->data;
   kt_variant vs[KT_MAX_VARIANTS];
-  const size_t nv = d->variants(ru->k->combo, vs);
+  const size_t nv = d->variants(ru->k->combo, vs, KT_MAX_VARIANTS);
+  if (nv > KT_MAX_VARIANTS) {
+    printf("FAIL %s: %zu variants, the harness holds %d (KT_MAX_VARIANTS)\n", ru->k->name, nv, KT_MAX_VARIANTS);
+    return 0;
+  }
   const size_t small_max = SMALL_MAX_BYTES / dp_combo_f_size(ru->k->combo);
   kt_case c;
 

@@ -7,7 +7,7 @@
 
 #include "kernels/bwd/bwd_kinds.h"
 
-DP_KERNEL_INLINE void put(float *p, dpv v, int kind) {
+DP_ALWAYS_INLINE void put(float *p, dpv v, int kind) {
   if (kind == K_NT)
     dpv_stream(p, v);
   else
@@ -16,7 +16,7 @@ DP_KERNEL_INLINE void put(float *p, dpv v, int kind) {
 
 /* Elements [i, i+W).  g is loaded before gf is stored: gf may be g.  gx is
  * only offset when present (arithmetic on NULL is undefined). */
-DP_KERNEL_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dpv vs, int fk, int xk) {
+DP_ALWAYS_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dpv vs, int fk, int xk) {
   const dpv gv = dpv_load(g + i);
   const dpv sg = dpv_mul(vs, gv);
   put(gf + i, dpv_canon(fk == K_ACC ? dpv_add(dpv_load(gf + i), sg) : sg), fk);
@@ -24,7 +24,7 @@ DP_KERNEL_INLINE void bwd_vec(float *gf, float *gx, const float *g, size_t i, dp
 }
 
 /* Whole vectors of [i, n); returns where they end. */
-DP_KERNEL_INLINE size_t bwd_body_fx(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk,
+DP_ALWAYS_INLINE size_t bwd_body_fx(float *gf, float *gx, const float *g, size_t i, size_t n, dpv vs, int fk,
                                     int xk) {
   const size_t W = DPV_LANES;
   for (; n - i >= 4 * W; i += 4 * W) {

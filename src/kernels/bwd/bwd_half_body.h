@@ -12,7 +12,7 @@
 
 /* Elements [i, i+W).  g is read before gf is stored: gf may be g.  gx is only
  * offset when present (arithmetic on NULL is undefined). */
-DP_KERNEL_INLINE void bwd_half_vec(void *gf, void *gx, const void *g, size_t i, hv vs, int tx, int tf, int bf, int fk,
+DP_ALWAYS_INLINE void bwd_half_vec(void *gf, void *gx, const void *g, size_t i, hv vs, int tx, int tf, int bf, int fk,
                                    int xk) {
   const hr graw = hv_load_raw(g, i, tx, bf);
   const hv gv = hv_widen(graw, tx, bf);
@@ -25,7 +25,7 @@ DP_KERNEL_INLINE void bwd_half_vec(void *gf, void *gx, const void *g, size_t i, 
 }
 
 /* Whole vectors of [i, n); returns where they end. */
-DP_KERNEL_INLINE size_t bwd_half_loop(void *gf, void *gx, const void *g, size_t i, size_t n, hv vs, int tx, int tf,
+DP_ALWAYS_INLINE size_t bwd_half_loop(void *gf, void *gx, const void *g, size_t i, size_t n, hv vs, int tx, int tf,
                                       int fk, int xk) {
   const int bf = tx == DP_T_BF16 && tf == DP_T_BF16;
   const size_t W = HV_LANES(bf);
@@ -41,7 +41,7 @@ DP_KERNEL_INLINE size_t bwd_half_loop(void *gf, void *gx, const void *g, size_t 
   return i;
 }
 
-DP_KERNEL_INLINE size_t bwd_half_loops(void *gf, void *gx, const void *g, size_t i, size_t n, hv vs, int tx, int tf,
+DP_ALWAYS_INLINE size_t bwd_half_loops(void *gf, void *gx, const void *g, size_t i, size_t n, hv vs, int tx, int tf,
                                        int fk, int xk) {
   BWD_BY_KINDS(fk, xk, bwd_half_loop, gf, gx, g, i, n, vs, tx, tf)
 }
@@ -67,7 +67,7 @@ static void bwd_half_part(void *gf, void *gx, const void *g, size_t i, size_t k,
     hv_mstore_raw(m, gx, i, graw, tx);
 }
 #else
-DP_KERNEL_INLINE void bwd_half_part(void *gf, void *gx, const void *g, size_t i, size_t k, float s, unsigned mode,
+DP_ALWAYS_INLINE void bwd_half_part(void *gf, void *gx, const void *g, size_t i, size_t k, float s, unsigned mode,
                                     hv vs, int tx, int tf, int fk, int xk, dp_bwd_fn scalar) {
   (void)vs;
   (void)fk;
@@ -76,7 +76,7 @@ DP_KERNEL_INLINE void bwd_half_part(void *gf, void *gx, const void *g, size_t i,
 }
 #endif
 
-DP_KERNEL_INLINE void bwd_half_run(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode, int tx, int tf,
+DP_ALWAYS_INLINE void bwd_half_run(void *gf, void *gx, const void *g, float s, size_t n, unsigned mode, int tx, int tf,
                                    dp_bwd_fn scalar) {
   const int bf = tx == DP_T_BF16 && tf == DP_T_BF16;
   const hv vs = hv_set1(s);

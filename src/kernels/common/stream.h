@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/common/inline.h"
+
 /* The caller decides streaming per call and fences once after its last call
  * (kernels.h), so a run only has to be long enough for its aligned
  * non-temporal body to outweigh the partial lines at its ends.  Measured on
@@ -19,15 +21,6 @@
  * winning from 3 KiB.  256 elements (1 KiB of f32, 512 B of bf16/f16) keeps
  * the common aligned rows' gain. */
 #define DP_STREAM_MIN_ELEMS ((size_t)256)
-
-/* Force the per-mode and per-type workers to be specialised: each
- * instantiation must lose its mode and type branches, which only happens
- * once the constants are inlined. */
-#if defined(__GNUC__)
-#define DP_KERNEL_INLINE static inline __attribute__((always_inline))
-#else
-#define DP_KERNEL_INLINE static inline
-#endif
 
 /* Elements of esize bytes before p reaches `align` (a power of two); 0 when p
  * is not esize-aligned, since whole elements can never align it then. */

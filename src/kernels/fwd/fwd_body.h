@@ -6,7 +6,7 @@
 #error "define DP_ISA and include a simd/vec_<isa>.h first"
 #endif
 
-DP_KERNEL_INLINE void fwd_vec(float *out, const float *x, const float *f, dpv vs, int nt) {
+DP_ALWAYS_INLINE void fwd_vec(float *out, const float *x, const float *f, dpv vs, int nt) {
   const dpv r = dpv_canon(dpv_add(dpv_load(x), dpv_mul(vs, dpv_load(f))));
   if (nt)
     dpv_stream(out, r);
@@ -28,7 +28,7 @@ static void fwd_part(float *out, const float *x, const float *f, float s, dpv vs
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x or f). */
-DP_KERNEL_INLINE size_t fwd_body(float *out, const float *x, const float *f, dpv vs, size_t n, int nt) {
+DP_ALWAYS_INLINE size_t fwd_body(float *out, const float *x, const float *f, dpv vs, size_t n, int nt) {
   const size_t W = DPV_LANES;
   size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {

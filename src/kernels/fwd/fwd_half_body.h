@@ -8,14 +8,14 @@
 #endif
 
 /* Each vector is loaded before it is stored: out may be x or f. */
-DP_KERNEL_INLINE void fwd_half_vec(void *out, const void *x, const void *f, size_t i, hv vs, int tx, int tf, int bf,
+DP_ALWAYS_INLINE void fwd_half_vec(void *out, const void *x, const void *f, size_t i, hv vs, int tx, int tf, int bf,
                                    int nt) {
   const hv sf = hv_mul(vs, hv_load(f, i, tf, bf));
   hv_store(out, i, hv_add(hv_load(x, i, tx, bf), sf), tx, bf, nt);
 }
 
 /* Whole vectors of [i, n); returns where they end. */
-DP_KERNEL_INLINE size_t fwd_half_loop(void *out, const void *x, const void *f, size_t i, size_t n, hv vs, int tx,
+DP_ALWAYS_INLINE size_t fwd_half_loop(void *out, const void *x, const void *f, size_t i, size_t n, hv vs, int tx,
                                       int tf, int bf, int nt) {
   const size_t W = HV_LANES(bf);
   for (; n - i >= HV_UNROLL(bf) * W; i += HV_UNROLL(bf) * W) {
@@ -42,14 +42,14 @@ static void fwd_half_part(void *out, const void *x, const void *f, size_t i, siz
   hv_mstore(m, out, i, hv_add(hv_mload(m, x, i, tx), sf), tx);
 }
 #else
-DP_KERNEL_INLINE void fwd_half_part(void *out, const void *x, const void *f, size_t i, size_t k, float s, hv vs,
+DP_ALWAYS_INLINE void fwd_half_part(void *out, const void *x, const void *f, size_t i, size_t k, float s, hv vs,
                                     int tx, int tf, dp_fwd_fn scalar) {
   (void)vs;
   scalar(dp_elem_at_w(out, i, tx), dp_elem_at(x, i, tx), dp_elem_at(f, i, tf), s, k, 0);
 }
 #endif
 
-DP_KERNEL_INLINE void fwd_half_run(void *out, const void *x, const void *f, float s, size_t n, int stream, int tx,
+DP_ALWAYS_INLINE void fwd_half_run(void *out, const void *x, const void *f, float s, size_t n, int stream, int tx,
                                    int tf, dp_fwd_fn scalar) {
   const int bf = tx == DP_T_BF16 && tf == DP_T_BF16;
   const hv vs = hv_set1(s);

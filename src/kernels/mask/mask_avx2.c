@@ -30,7 +30,7 @@ static void keys256_init(keys256 *v, uint64_t seed, uint64_t offset) {
 /* Word 0 of Philox4x32-10 for the counters in ga and gb (one per 64-bit
  * lane), in the low half of each lane; the two chains are interleaved so one
  * hides the other's multiply latency. */
-DP_MASK_INLINE void philox_w0_x2(const keys256 *k, __m256i ga, __m256i gb, __m256i *wa, __m256i *wb) {
+DP_ALWAYS_INLINE void philox_w0_x2(const keys256 *k, __m256i ga, __m256i gb, __m256i *wa, __m256i *wb) {
   __m256i p0a = _mm256_mul_epu32(ga, k->m0), p0b = _mm256_mul_epu32(gb, k->m0);
   __m256i c0a = XOR(_mm256_srli_epi64(ga, 32), k->r1_x0), c0b = XOR(_mm256_srli_epi64(gb, 32), k->r1_x0);
   __m256i c1a = k->r1_c1, c1b = k->r1_c1;
@@ -58,7 +58,7 @@ DP_MASK_INLINE void philox_w0_x2(const keys256 *k, __m256i ga, __m256i gb, __m25
  * that split lets one in-lane shuffle gather the low words in order.
  * u = (w0 >> 8) * 2^-24 is exact in binary32, so comparing it as float is the
  * scalar decision bit for bit, whatever keep is. */
-DP_MASK_INLINE __m256 scales_of(__m256i wa, __m256i wb, __m256 keep, __m256 scale) {
+DP_ALWAYS_INLINE __m256 scales_of(__m256i wa, __m256i wb, __m256 keep, __m256 scale) {
   const __m256 lo = _mm256_shuffle_ps(_mm256_castsi256_ps(wa), _mm256_castsi256_ps(wb), _MM_SHUFFLE(2, 0, 2, 0));
   const __m256i t = _mm256_srli_epi32(_mm256_castps_si256(lo), 8);
   const __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(t), _mm256_set1_ps(0x1p-24f));

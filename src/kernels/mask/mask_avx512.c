@@ -29,7 +29,7 @@ static void keys512_init(keys512 *v, uint64_t seed, uint64_t offset) {
 
 /* Word 0 of Philox4x32-10 for the counters in g (one per 64-bit lane), in the
  * low half of each lane. */
-DP_MASK_INLINE __m512i philox_w0(const keys512 *k, __m512i g) {
+DP_ALWAYS_INLINE __m512i philox_w0(const keys512 *k, __m512i g) {
   __m512i p0 = _mm512_mul_epu32(g, k->m0);
   __m512i c0 = _mm512_xor_si512(_mm512_srli_epi64(g, 32), k->r1_x0);
   __m512i c1 = k->r1_c1;
@@ -51,7 +51,7 @@ DP_MASK_INLINE __m512i philox_w0(const keys512 *k, __m512i g) {
  * iff w0 < thr*256 (which may be 2^32: compared in 64-bit lanes).  Same bits
  * as the float compare, a few cycles shorter on the latency chain a tiny
  * call waits on. */
-DP_MASK_INLINE __m256 scales_of(__m512i w, __m512i lo32, __m512i thr, __m256 scale) {
+DP_ALWAYS_INLINE __m256 scales_of(__m512i w, __m512i lo32, __m512i thr, __m256 scale) {
   return _mm256_maskz_mov_ps(_mm512_cmplt_epu64_mask(_mm512_and_si512(w, lo32), thr), scale);
 }
 

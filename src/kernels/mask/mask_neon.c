@@ -10,14 +10,14 @@
 #define CHAINS 2
 
 /* hi and lo words of m * c for each lane of c, in lane order. */
-DP_MASK_INLINE void mul_hilo(uint32x4_t c, uint32_t m, uint32x4_t *hi, uint32x4_t *lo) {
+DP_ALWAYS_INLINE void mul_hilo(uint32x4_t c, uint32_t m, uint32x4_t *hi, uint32x4_t *lo) {
   const uint32x4_t pl = vreinterpretq_u32_u64(vmull_n_u32(vget_low_u32(c), m));
   const uint32x4_t ph = vreinterpretq_u32_u64(vmull_high_n_u32(c, m));
   *hi = vuzp2q_u32(pl, ph);
   *lo = vuzp1q_u32(pl, ph);
 }
 
-DP_MASK_INLINE uint32x4_t mul_hi(uint32x4_t c, uint32_t m) {
+DP_ALWAYS_INLINE uint32x4_t mul_hi(uint32x4_t c, uint32_t m) {
   const uint32x4_t pl = vreinterpretq_u32_u64(vmull_n_u32(vget_low_u32(c), m));
   const uint32x4_t ph = vreinterpretq_u32_u64(vmull_high_n_u32(c, m));
   return vuzp2q_u32(pl, ph);
@@ -25,7 +25,7 @@ DP_MASK_INLINE uint32x4_t mul_hi(uint32x4_t c, uint32_t m) {
 
 /* Word 0 of Philox4x32-10 for the counters (glo[j], ghi[j]); the chains are
  * interleaved so they hide each other's multiply latency. */
-DP_MASK_INLINE void philox_w0(const dp_mask_keys *k, const uint32x4_t glo[CHAINS], const uint32x4_t ghi[CHAINS],
+DP_ALWAYS_INLINE void philox_w0(const dp_mask_keys *k, const uint32x4_t glo[CHAINS], const uint32x4_t ghi[CHAINS],
                               uint32x4_t w[CHAINS]) {
   uint32x4_t c0[CHAINS], c1[CHAINS], c2[CHAINS], c3[CHAINS];
   for (int j = 0; j < CHAINS; j++) {
@@ -55,7 +55,7 @@ DP_MASK_INLINE void philox_w0(const dp_mask_keys *k, const uint32x4_t glo[CHAINS
 /* u = (w0 >> 8) * 2^-24 is exact in binary32 (the conversion of a 24-bit
  * integer is exact), so comparing it as float is the scalar decision bit for
  * bit, whatever keep is. */
-DP_MASK_INLINE float32x4_t scales_of(uint32x4_t w, float32x4_t keep, uint32x4_t scale_bits) {
+DP_ALWAYS_INLINE float32x4_t scales_of(uint32x4_t w, float32x4_t keep, uint32x4_t scale_bits) {
   const float32x4_t u = vmulq_n_f32(vcvtq_f32_u32(vshrq_n_u32(w, 8)), 0x1p-24f);
   return vreinterpretq_f32_u32(vandq_u32(vcltq_f32(u, keep), scale_bits));
 }

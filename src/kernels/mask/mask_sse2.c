@@ -13,7 +13,7 @@
 /* Word 0 of Philox4x32-10 for the counters in g[j] (one per 64-bit lane), in
  * the low half of each lane; the chains are interleaved so they hide each
  * other's multiply latency. */
-DP_MASK_INLINE void philox_w0(const dp_mask_keys *k, const __m128i g[CHAINS], __m128i w[CHAINS]) {
+DP_ALWAYS_INLINE void philox_w0(const dp_mask_keys *k, const __m128i g[CHAINS], __m128i w[CHAINS]) {
   const __m128i m0 = _mm_set1_epi32((int)DP_PHILOX_M0), m1 = _mm_set1_epi32((int)DP_PHILOX_M1);
   const __m128i r1_x0 = _mm_set1_epi32((int)k->r1_x0), r1_x2 = _mm_set1_epi32((int)k->r1_x2);
   __m128i c0[CHAINS], c1[CHAINS], c2[CHAINS], c3[CHAINS];
@@ -43,7 +43,7 @@ DP_MASK_INLINE void philox_w0(const dp_mask_keys *k, const __m128i g[CHAINS], __
 /* Four scales in sample order from wa (samples 0,1) and wb (2,3).
  * u = (w0 >> 8) * 2^-24 is exact in binary32, so comparing it as float is the
  * scalar decision bit for bit, whatever keep is. */
-DP_MASK_INLINE __m128 scales_of(__m128i wa, __m128i wb, __m128 keep, __m128 scale) {
+DP_ALWAYS_INLINE __m128 scales_of(__m128i wa, __m128i wb, __m128 keep, __m128 scale) {
   const __m128 lo = _mm_shuffle_ps(_mm_castsi128_ps(wa), _mm_castsi128_ps(wb), _MM_SHUFFLE(2, 0, 2, 0));
   const __m128i t = _mm_srli_epi32(_mm_castps_si128(lo), 8);
   const __m128 u = _mm_mul_ps(_mm_cvtepi32_ps(t), _mm_set1_ps(0x1p-24f));

@@ -6,16 +6,12 @@
 
 #include <stdint.h>
 
+#include "kernels/common/inline.h"
+
 #define DP_PHILOX_M0 0xD2511F53u
 #define DP_PHILOX_M1 0xCD9E8D57u
 #define DP_PHILOX_W0 0x9E3779B9u
 #define DP_PHILOX_W1 0xBB67AE85u
-
-#if defined(__GNUC__)
-#define DP_MASK_INLINE static inline __attribute__((always_inline))
-#else
-#define DP_MASK_INLINE static inline
-#endif
 
 /* Counter words 2 and 3 (the offset) are the same for every sample, so the
  * first round's second product is one scalar multiply per call. */

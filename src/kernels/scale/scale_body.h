@@ -5,7 +5,7 @@
 #error "define DP_ISA and include a simd/vec_<isa>.h first"
 #endif
 
-DP_KERNEL_INLINE void scale_vec(float *out, const float *x, dpv vs, int nt) {
+DP_ALWAYS_INLINE void scale_vec(float *out, const float *x, dpv vs, int nt) {
   const dpv r = dpv_canon(dpv_mul(vs, dpv_load(x)));
   if (nt)
     dpv_stream(out, r);
@@ -27,7 +27,7 @@ static void scale_part(float *out, const float *x, float s, dpv vs, size_t k) {
 }
 
 /* Whole vectors only; each vector is loaded before it is stored (out may be x). */
-DP_KERNEL_INLINE size_t scale_body(float *out, const float *x, dpv vs, size_t n, int nt) {
+DP_ALWAYS_INLINE size_t scale_body(float *out, const float *x, dpv vs, size_t n, int nt) {
   const size_t W = DPV_LANES;
   size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {

@@ -8,12 +8,12 @@
 #endif
 
 /* Each vector is loaded before it is stored: out may be x. */
-DP_KERNEL_INLINE void scale_half_vec(void *out, const void *x, size_t i, hv vs, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void scale_half_vec(void *out, const void *x, size_t i, hv vs, int t, int bf, int nt) {
   hv_store(out, i, hv_mul(vs, hv_load(x, i, t, bf)), t, bf, nt);
 }
 
 /* Whole vectors of [i, n); returns where they end. */
-DP_KERNEL_INLINE size_t scale_half_loop(void *out, const void *x, size_t i, size_t n, hv vs, int t, int bf, int nt) {
+DP_ALWAYS_INLINE size_t scale_half_loop(void *out, const void *x, size_t i, size_t n, hv vs, int t, int bf, int nt) {
   const size_t W = HV_LANES(bf);
   for (; n - i >= HV_UNROLL(bf) * W; i += HV_UNROLL(bf) * W) {
     scale_half_vec(out, x, i, vs, t, bf, nt);
@@ -37,14 +37,14 @@ static void scale_half_part(void *out, const void *x, size_t i, size_t k, float 
   hv_mstore(m, out, i, hv_mul(vs, hv_mload(m, x, i, t)), t);
 }
 #else
-DP_KERNEL_INLINE void scale_half_part(void *out, const void *x, size_t i, size_t k, float s, hv vs, int t,
+DP_ALWAYS_INLINE void scale_half_part(void *out, const void *x, size_t i, size_t k, float s, hv vs, int t,
                                       dp_scale_fn scalar) {
   (void)vs;
   scalar(dp_elem_at_w(out, i, t), dp_elem_at(x, i, t), s, k, 0);
 }
 #endif
 
-DP_KERNEL_INLINE void scale_half_run(void *out, const void *x, float s, size_t n, int stream, int t,
+DP_ALWAYS_INLINE void scale_half_run(void *out, const void *x, float s, size_t n, int stream, int t,
                                      dp_scale_fn scalar) {
   const int bf = t == DP_T_BF16;
   const hv vs = hv_set1(s);

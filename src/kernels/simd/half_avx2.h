@@ -43,14 +43,14 @@ typedef struct hr {
 
 /* bf16 bits of 8 results, one per 32-bit lane (canonical NaN): integer
  * round-to-nearest-even of the top half, as half.h does. */
-DP_KERNEL_INLINE __m256i h256_bf16_round(__m256 v) {
+DP_ALWAYS_INLINE __m256i h256_bf16_round(__m256 v) {
   const __m256i u = _mm256_castps_si256(v);
   const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
   const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7FFF)), lsb), 16);
   return _mm256_blendv_epi8(r, _mm256_set1_epi32(DP_BF16_QNAN), _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
 }
 
-DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
+DP_ALWAYS_INLINE hv hv_widen(hr r, int t, int bf) {
   const __m256i z = _mm256_setzero_si256();
   const __m256 unused = _mm256_setzero_ps();
   if (bf)
@@ -60,7 +60,7 @@ DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
   return (hv){_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(r.h), 16)), unused};
 }
 
-DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
+DP_ALWAYS_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   const void *q = dp_elem_at(p, i, t);
   hr r = {_mm256_setzero_ps(), _mm256_setzero_si256(), _mm_setzero_si128()};
   if (t == DP_T_F32)
@@ -72,11 +72,11 @@ DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   return r;
 }
 
-DP_KERNEL_INLINE hv hv_set1(float s) { return (hv){_mm256_set1_ps(s), _mm256_set1_ps(s)}; }
-DP_KERNEL_INLINE hv hv_mul(hv a, hv b) { return (hv){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
-DP_KERNEL_INLINE hv hv_add(hv a, hv b) { return (hv){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_set1(float s) { return (hv){_mm256_set1_ps(s), _mm256_set1_ps(s)}; }
+DP_ALWAYS_INLINE hv hv_mul(hv a, hv b) { return (hv){_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_add(hv a, hv b) { return (hv){_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
 
-DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
   void *q = dp_elem_at_w(p, i, t);
   if (t == DP_T_F32 && nt)
     _mm256_stream_ps((float *)q, r.f);
@@ -92,7 +92,7 @@ DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int n
     _mm_storeu_si128((__m128i *)q, r.h);
 }
 
-DP_KERNEL_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
   hr r = {_mm256_setzero_ps(), _mm256_setzero_si256(), _mm_setzero_si128()};
   if (bf) {
     /* Every lane is below 2^16, so the unsigned saturating pack is exact. */

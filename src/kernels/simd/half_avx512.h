@@ -31,10 +31,10 @@ typedef __mmask16 hv_mask;
 #define HV_STREAM 1
 #define HV_MASKED 1
 
-DP_KERNEL_INLINE hr h512_f(__m512 f) { return (hr){f, _mm256_setzero_si256()}; }
-DP_KERNEL_INLINE hr h512_h(__m256i h) { return (hr){_mm512_setzero_ps(), h}; }
+DP_ALWAYS_INLINE hr h512_f(__m512 f) { return (hr){f, _mm256_setzero_si256()}; }
+DP_ALWAYS_INLINE hr h512_h(__m256i h) { return (hr){_mm512_setzero_ps(), h}; }
 
-DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
+DP_ALWAYS_INLINE hv hv_widen(hr r, int t, int bf) {
   (void)bf;
   if (t == DP_T_F32) return r.f;
   if (t == DP_T_F16) return _mm512_cvtph_ps(r.h);
@@ -42,7 +42,7 @@ DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
 }
 
 /* Rounded storage bits of 16 results (canonical NaN). */
-DP_KERNEL_INLINE __m256i h512_narrow(hv v, int t) {
+DP_ALWAYS_INLINE __m256i h512_narrow(hv v, int t) {
   if (t == DP_T_F16) return _mm512_cvtps_ph(dp_canon_m512(v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512i u = _mm512_castps_si512(v);
   const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
@@ -52,19 +52,19 @@ DP_KERNEL_INLINE __m256i h512_narrow(hv v, int t) {
   return _mm512_cvtepi32_epi16(r);
 }
 
-DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
+DP_ALWAYS_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   const void *q = dp_elem_at(p, i, t);
   (void)bf;
   if (t == DP_T_F32) return h512_f(_mm512_loadu_ps(q));
   return h512_h(_mm256_loadu_si256((const __m256i *)q));
 }
 
-DP_KERNEL_INLINE hv hv_set1(float s) { return _mm512_set1_ps(s); }
-DP_KERNEL_INLINE hv hv_mul(hv a, hv b) { return _mm512_mul_ps(a, b); }
-DP_KERNEL_INLINE hv hv_add(hv a, hv b) { return _mm512_add_ps(a, b); }
+DP_ALWAYS_INLINE hv hv_set1(float s) { return _mm512_set1_ps(s); }
+DP_ALWAYS_INLINE hv hv_mul(hv a, hv b) { return _mm512_mul_ps(a, b); }
+DP_ALWAYS_INLINE hv hv_add(hv a, hv b) { return _mm512_add_ps(a, b); }
 
 /* nt: 64-byte stores of f32, 32-byte of halves. */
-DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
   void *q = dp_elem_at_w(p, i, t);
   (void)bf;
   if (t == DP_T_F32 && nt)
@@ -77,20 +77,20 @@ DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int n
     _mm256_storeu_si256((__m256i *)q, r.h);
 }
 
-DP_KERNEL_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
   hv_store_raw(p, i, t == DP_T_F32 ? h512_f(dp_canon_m512(v)) : h512_h(h512_narrow(v, t)), t, bf, nt);
 }
 
 /* Lanes [0, k) set, k <= 16. */
-DP_KERNEL_INLINE hv_mask hv_first(size_t k) { return (__mmask16)((1u << k) - 1u); }
+DP_ALWAYS_INLINE hv_mask hv_first(size_t k) { return (__mmask16)((1u << k) - 1u); }
 
-DP_KERNEL_INLINE hr hv_mload_raw(hv_mask m, const void *p, size_t i, int t) {
+DP_ALWAYS_INLINE hr hv_mload_raw(hv_mask m, const void *p, size_t i, int t) {
   const void *q = dp_elem_at(p, i, t);
   if (t == DP_T_F32) return h512_f(_mm512_maskz_loadu_ps(m, q));
   return h512_h(_mm256_maskz_loadu_epi16(m, q));
 }
 
-DP_KERNEL_INLINE void hv_mstore_raw(hv_mask m, void *p, size_t i, hr r, int t) {
+DP_ALWAYS_INLINE void hv_mstore_raw(hv_mask m, void *p, size_t i, hr r, int t) {
   void *q = dp_elem_at_w(p, i, t);
   if (t == DP_T_F32)
     _mm512_mask_storeu_ps(q, m, r.f);
@@ -98,7 +98,7 @@ DP_KERNEL_INLINE void hv_mstore_raw(hv_mask m, void *p, size_t i, hr r, int t) {
     _mm256_mask_storeu_epi16(q, m, r.h);
 }
 
-DP_KERNEL_INLINE void hv_mstore(hv_mask m, void *p, size_t i, hv v, int t) {
+DP_ALWAYS_INLINE void hv_mstore(hv_mask m, void *p, size_t i, hv v, int t) {
   hv_mstore_raw(m, p, i, t == DP_T_F32 ? h512_f(dp_canon_m512(v)) : h512_h(h512_narrow(v, t)), t);
 }
 

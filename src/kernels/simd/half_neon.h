@@ -32,7 +32,7 @@ typedef struct hr {
 #define HV_STREAM 0
 #define HV_MASKED 0
 
-DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
+DP_ALWAYS_INLINE hv hv_widen(hr r, int t, int bf) {
   (void)bf;
   if (t == DP_T_F32) return (hv){r.lo, r.hi};
   if (t == DP_T_BF16)
@@ -43,13 +43,13 @@ DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
 
 /* Adding just under half an ulp plus the kept lsb and taking the high half
  * (ADDHN) rounds ties to even; no non-NaN input wraps. */
-DP_KERNEL_INLINE uint16x4_t hn_bf16_narrow4(float32x4_t v) {
+DP_ALWAYS_INLINE uint16x4_t hn_bf16_narrow4(float32x4_t v) {
   const uint32x4_t u = vreinterpretq_u32_f32(v);
   const uint32x4_t bias = vaddq_u32(vdupq_n_u32(0x7FFF), vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1)));
   return vbsl_u16(vmovn_u32(vceqq_f32(v, v)), vaddhn_u32(u, bias), vdup_n_u16(DP_BF16_QNAN));
 }
 
-DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
+DP_ALWAYS_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   const void *q = dp_elem_at(p, i, t);
   hr r = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_u16(0)};
   (void)bf;
@@ -63,11 +63,11 @@ DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
 }
 
 /* Separate multiply and add: vmlaq_f32 may be fused. */
-DP_KERNEL_INLINE hv hv_set1(float s) { return (hv){vdupq_n_f32(s), vdupq_n_f32(s)}; }
-DP_KERNEL_INLINE hv hv_mul(hv a, hv b) { return (hv){vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
-DP_KERNEL_INLINE hv hv_add(hv a, hv b) { return (hv){vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_set1(float s) { return (hv){vdupq_n_f32(s), vdupq_n_f32(s)}; }
+DP_ALWAYS_INLINE hv hv_mul(hv a, hv b) { return (hv){vmulq_f32(a.lo, b.lo), vmulq_f32(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_add(hv a, hv b) { return (hv){vaddq_f32(a.lo, b.lo), vaddq_f32(a.hi, b.hi)}; }
 
-DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
   void *q = dp_elem_at_w(p, i, t);
   (void)bf;
   (void)nt;
@@ -80,7 +80,7 @@ DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int n
 }
 
 /* Rounded to t, canonical NaN. */
-DP_KERNEL_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
   hr r = {vdupq_n_f32(0), vdupq_n_f32(0), vdupq_n_u16(0)};
   if (t == DP_T_F32) {
     r.lo = dp_canon_f32x4(v.lo);

@@ -31,14 +31,14 @@ typedef struct hr {
 #define HV_STREAM 1
 #define HV_MASKED 0
 
-DP_KERNEL_INLINE __m128i h128_sel(__m128i m, __m128i a, __m128i b) {
+DP_ALWAYS_INLINE __m128i h128_sel(__m128i m, __m128i a, __m128i b) {
   return _mm_or_si128(_mm_and_si128(m, a), _mm_andnot_si128(m, b));
 }
 
-DP_KERNEL_INLINE __m128i h128_k(uint32_t k) { return _mm_set1_epi32((int)k); }
+DP_ALWAYS_INLINE __m128i h128_k(uint32_t k) { return _mm_set1_epi32((int)k); }
 
 /* f16 bits zero-extended in each 32-bit lane -> f32 (NaNs quieted, as F16C). */
-DP_KERNEL_INLINE __m128 h128_f16_widen4(__m128i h) {
+DP_ALWAYS_INLINE __m128 h128_f16_widen4(__m128i h) {
   const __m128i zero = _mm_setzero_si128();
   const __m128i em = _mm_slli_epi32(_mm_and_si128(h, h128_k(0x7FFF)), 13);
   const __m128i exp = _mm_and_si128(em, h128_k(0x0F800000));
@@ -54,7 +54,7 @@ DP_KERNEL_INLINE __m128 h128_f16_widen4(__m128i h) {
 }
 
 /* Rounded f16 bits of 4 results, sign-extended from 16 bits (canonical NaN). */
-DP_KERNEL_INLINE __m128i h128_f16_narrow4(__m128 v) {
+DP_ALWAYS_INLINE __m128i h128_f16_narrow4(__m128 v) {
   const __m128i u = _mm_castps_si128(v);
   const __m128i a = _mm_and_si128(u, h128_k(0x7FFFFFFF));
   const __m128i r = _mm_sub_epi32(a, h128_k((127u - 15u) << 23));
@@ -70,14 +70,14 @@ DP_KERNEL_INLINE __m128i h128_f16_narrow4(__m128 v) {
 
 /* Rounded bf16 bits of 4 results, sign-extended from 16 bits (canonical NaN).
  * No non-NaN input overflows the signed add. */
-DP_KERNEL_INLINE __m128i h128_bf16_narrow4(__m128 v) {
+DP_ALWAYS_INLINE __m128i h128_bf16_narrow4(__m128 v) {
   const __m128i u = _mm_castps_si128(v);
   const __m128i lsb = _mm_and_si128(_mm_srli_epi32(u, 16), h128_k(1));
   const __m128i r = _mm_srai_epi32(_mm_add_epi32(_mm_add_epi32(u, h128_k(0x7FFF)), lsb), 16);
   return h128_sel(_mm_castps_si128(_mm_cmpunord_ps(v, v)), h128_k(DP_BF16_QNAN), r);
 }
 
-DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
+DP_ALWAYS_INLINE hv hv_widen(hr r, int t, int bf) {
   const __m128i zero = _mm_setzero_si128();
   (void)bf;
   if (t == DP_T_F32) return (hv){r.lo, r.hi};
@@ -86,7 +86,7 @@ DP_KERNEL_INLINE hv hv_widen(hr r, int t, int bf) {
   return (hv){h128_f16_widen4(_mm_unpacklo_epi16(r.h, zero)), h128_f16_widen4(_mm_unpackhi_epi16(r.h, zero))};
 }
 
-DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
+DP_ALWAYS_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   const void *q = dp_elem_at(p, i, t);
   hr r = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_si128()};
   (void)bf;
@@ -99,11 +99,11 @@ DP_KERNEL_INLINE hr hv_load_raw(const void *p, size_t i, int t, int bf) {
   return r;
 }
 
-DP_KERNEL_INLINE hv hv_set1(float s) { return (hv){_mm_set1_ps(s), _mm_set1_ps(s)}; }
-DP_KERNEL_INLINE hv hv_mul(hv a, hv b) { return (hv){_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
-DP_KERNEL_INLINE hv hv_add(hv a, hv b) { return (hv){_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_set1(float s) { return (hv){_mm_set1_ps(s), _mm_set1_ps(s)}; }
+DP_ALWAYS_INLINE hv hv_mul(hv a, hv b) { return (hv){_mm_mul_ps(a.lo, b.lo), _mm_mul_ps(a.hi, b.hi)}; }
+DP_ALWAYS_INLINE hv hv_add(hv a, hv b) { return (hv){_mm_add_ps(a.lo, b.lo), _mm_add_ps(a.hi, b.hi)}; }
 
-DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int nt) {
   void *q = dp_elem_at_w(p, i, t);
   (void)bf;
   if (t != DP_T_F32 && nt) {
@@ -119,7 +119,7 @@ DP_KERNEL_INLINE void hv_store_raw(void *p, size_t i, hr r, int t, int bf, int n
   }
 }
 
-DP_KERNEL_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
+DP_ALWAYS_INLINE void hv_store(void *p, size_t i, hv v, int t, int bf, int nt) {
   hr r = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_si128()};
   if (t == DP_T_F32) {
     r.lo = dp_canon_m128(v.lo);

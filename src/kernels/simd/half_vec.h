@@ -35,19 +35,19 @@ _Static_assert((HV_UNROLL(0) == 2 || HV_UNROLL(0) == 4) && (HV_UNROLL(1) == 2 ||
                "the bodies' main loops are written for 2 or 4 vectors a step");
 
 /* Elements per step of the main loop; shorter runs are not worth a peel. */
-DP_KERNEL_INLINE size_t hv_step(int bf) {
+DP_ALWAYS_INLINE size_t hv_step(int bf) {
   (void)bf;
   return HV_UNROLL(bf) * HV_LANES(bf);
 }
 
-DP_KERNEL_INLINE size_t hv_min(size_t a, size_t b) { return a < b ? a : b; }
+DP_ALWAYS_INLINE size_t hv_min(size_t a, size_t b) { return a < b ? a : b; }
 
-DP_KERNEL_INLINE hv hv_load(const void *p, size_t i, int t, int bf) {
+DP_ALWAYS_INLINE hv hv_load(const void *p, size_t i, int t, int bf) {
   return hv_widen(hv_load_raw(p, i, t, bf), t, bf);
 }
 
 #if HV_MASKED
-DP_KERNEL_INLINE hv hv_mload(hv_mask m, const void *p, size_t i, int t) {
+DP_ALWAYS_INLINE hv hv_mload(hv_mask m, const void *p, size_t i, int t) {
   return hv_widen(hv_mload_raw(m, p, i, t), t, 0);
 }
 #endif
