@@ -5,6 +5,10 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #if DP_BENCH_OPENMP
 #include <omp.h>
 #endif
@@ -52,7 +56,115 @@ void add_inplace_range(float *__restrict x, const float *__restrict tmp, size_t 
   for (size_t i = lo; i < hi; i++) x[i] += tmp[i];
 }
 
+#if defined(__SSE2__)
+// Widest non-temporal store the build allows; p must be aligned to its width.
+#if defined(__AVX512F__)
+constexpr size_t kNtLanes = 16;
+inline void nt_store(float *p, const float *v) { _mm512_stream_ps(p, _mm512_loadu_ps(v)); }
+#elif defined(__AVX__)
+constexpr size_t kNtLanes = 8;
+inline void nt_store(float *p, const float *v) { _mm256_stream_ps(p, _mm256_loadu_ps(v)); }
+#else
+constexpr size_t kNtLanes = 4;
+inline void nt_store(float *p, const float *v) { _mm_stream_ps(p, _mm_loadu_ps(v)); }
+#endif
+#endif
+
+// [lo, hi) with ranges starting on 64-byte boundaries of 64-byte aligned
+// arrays (my_range), so whole vectors stream; the tail is stored normally.
+void triad_nt_range(float *__restrict a, const float *__restrict b, const float *__restrict c, float s, size_t lo,
+                    size_t hi) {
+  size_t i = lo;
+#if defined(__SSE2__)
+  for (; i + kNtLanes <= hi; i += kNtLanes) {
+    float v[kNtLanes];
+    for (size_t k = 0; k < kNtLanes; k++) v[k] = b[i + k] + s * c[i + k];
+    nt_store(a + i, v);
+  }
+  _mm_sfence();
+#endif
+  for (; i < hi; i++) a[i] = b[i] + s * c[i];
+}
+
+void split_nt_range(float *__restrict a, float *__restrict b, const float *__restrict c, float s, size_t lo,
+                    size_t hi) {
+  size_t i = lo;
+#if defined(__SSE2__)
+  for (; i + kNtLanes <= hi; i += kNtLanes) {
+    float v[kNtLanes];
+    for (size_t k = 0; k < kNtLanes; k++) v[k] = s * c[i + k];
+    nt_store(a + i, v);
+    nt_store(b + i, c + i);
+  }
+  _mm_sfence();
+#endif
+  for (; i < hi; i++) {
+    a[i] = s * c[i];
+    b[i] = c[i];
+  }
+}
+
+float sum_range(const float *__restrict a, size_t lo, size_t hi) {
+  float acc[16] = {};
+  size_t i = lo;
+  for (; i + 16 <= hi; i += 16)
+    for (size_t k = 0; k < 16; k++) acc[k] += a[i + k];
+  float t = 0.0f;
+  for (size_t k = 0; k < 16; k++) t += acc[k];
+  for (; i < hi; i++) t += a[i];
+  return t;
+}
+
 }  // namespace
+
+void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads) {
+#if DP_BENCH_OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      size_t lo, hi;
+      my_range(n, &lo, &hi);
+      triad_nt_range(a, b, c, s, lo, hi);
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  triad_nt_range(a, b, c, s, 0, n);
+}
+
+void split_nt(float *a, float *b, const float *c, float s, size_t n, int threads) {
+#if DP_BENCH_OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      size_t lo, hi;
+      my_range(n, &lo, &hi);
+      split_nt_range(a, b, c, s, lo, hi);
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  split_nt_range(a, b, c, s, 0, n);
+}
+
+float sum(const float *a, size_t n, int threads) {
+#if DP_BENCH_OPENMP
+  if (threads > 1) {
+    float total = 0.0f;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      size_t lo, hi;
+      my_range(n, &lo, &hi);
+      total += sum_range(a, lo, hi);
+    }
+    return total;
+  }
+#endif
+  (void)threads;
+  return sum_range(a, 0, n);
+}
 
 void triad(float *a, const float *b, const float *c, float s, size_t n, int threads) {
 #if DP_BENCH_OPENMP

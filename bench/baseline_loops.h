@@ -18,7 +18,14 @@
   /* memcpy, one contiguous chunk per thread. */                                                \
   void copy(void *dst, const void *src, size_t bytes, int threads);                             \
   /* An empty parallel region: the fork/join every threaded call pays. */                      \
-  void fork_join(int threads);
+  void fork_join(int threads);                                                                  \
+  /* The physical limit of the fused passes: the triad (read two, write one) and its backward */ \
+  /* shape a = s*c, b = c (read one, write two), with non-temporal stores where the build has */ \
+  /* them (x86), so no write pays a read-for-ownership. */                                      \
+  void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads);     \
+  void split_nt(float *a, float *b, const float *c, float s, size_t n, int threads);           \
+  /* The next layer reading an output once: the sum of its elements. */                         \
+  float sum(const float *a, size_t n, int threads);
 
 namespace dpb_base {
 DP_BASELINE_DECLS

@@ -87,6 +87,7 @@ std::vector<size_t> kept_counts(double p, size_t batch);
 void register_api();
 void register_baselines();
 void register_kernels();
+void register_store();
 
 }  // namespace dpb
 

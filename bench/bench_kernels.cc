@@ -7,10 +7,13 @@
 //               kernel, then one forward call per run of adjacent kept rows
 //               (memcpy per run of dropped rows), as the API makes them;
 //       rows    one call per row, scales precomputed (no mask): a reference
+//       api-fpstate  dp_forward while the caller rounds upward: the cost of
+//               switching to the library's floating-point state and back
 //   tiny/mask/-/p<p>/t1  dp_mask alone for the same 8 samples (no data)
 //   kern/mask_f32/<isa>/B<n>  the mask kernel alone: scales of n samples
 // The kern rows come from the kernel list: each family's check file says how
 // to call its kernels, on what sizes and with what traffic.
+#include <cfenv>
 #include <cstdlib>
 #include <cstring>
 
@@ -62,7 +65,9 @@ float *tiny_buf(int which) {
   return bufs[which];
 }
 
-enum class Tiny { kApi, kDirect, kRows };
+// kApiFpState: the API called while the caller rounds upward, so every call
+// switches to the library's floating-point state and back (core/fpenv.h).
+enum class Tiny { kApi, kDirect, kRows, kApiFpState };
 
 void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
   if (!select_isa(st, isa)) return;
@@ -98,8 +103,10 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
   const dp_tensor tf = dp_tensor_dense(f, DP_F32, sh);
   uint64_t bytes = 0, off = 0;
   dp_status err = DP_OK;
+  const bool api = how == Tiny::kApi || how == Tiny::kApiFpState;
+  if (how == Tiny::kApiFpState) std::fesetround(FE_UPWARD);
   for (auto _ : st) {
-    if (how != Tiny::kApi) {
+    if (!api) {
       float drawn[kTinyBatch];
       const float *s = &scales[off * batch];
       if (how == Tiny::kDirect) {
@@ -124,6 +131,7 @@ void run_tiny(benchmark::State &st, dp_isa isa, double p, Tiny how) {
     bytes += kept[off] * 3 * row + (batch - kept[off]) * 2 * row;
     off = off + 1 == kOffsets ? 0 : off + 1;
   }
+  std::fesetround(FE_TONEAREST);
   if (err != DP_OK) {
     st.SkipWithError(dp_status_string(err));
     return;
@@ -179,11 +187,12 @@ void register_kernels() {
   }
 
   const double ps[] = {0.0, 0.1, 0.5};
-  const char *const tiny_names[] = {"api", "direct", "rows"};
+  const char *const tiny_names[] = {"api", "direct", "rows", "api-fpstate"};
   for (dp_isa isa : arch_isas())
     for (double p : ps)
-      for (int how = 0; how < 3; how++) {
+      for (int how = 0; how < 4; how++) {
         const bool ratio = p == 0.1;
+        if (static_cast<Tiny>(how) == Tiny::kApiFpState && !ratio) continue;
         if (!wanted(ratio, false)) continue;
         const std::string name =
             std::string("tiny/") + tiny_names[how] + "/" + dp_isa_name(isa) + "/p" + p_token(p) + "/t1";

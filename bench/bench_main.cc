@@ -308,6 +308,7 @@ int main(int argc, char **argv) {
   dpb::register_api();
   dpb::register_baselines();
   dpb::register_kernels();
+  dpb::register_store();
 
   benchmark::AddCustomContext("dp_version", dp_version_string());
   benchmark::AddCustomContext("dp_suite", suite_name(dpb::config().suite));

@@ -288,6 +288,23 @@ static void tensor_cases(int op, int r) {
     EXPECT(DP_ERR_SIZE_OVERFLOW, run(&c));
   }
 
+  /* A first element off its size (f32: 4 bytes): rejected, whatever the ISA
+   * would make of it (C makes an access through it undefined). */
+  for (size_t off = 1; off < 4; off++) {
+    c = base_call(op);
+    c.t[r].data = (char *)c.t[r].data + off;
+    set_ctx("%s: %s.data %zu bytes off a float", op_names[op], name, off);
+    EXPECT(DP_ERR_MISALIGNED, run(&c));
+  }
+  c = base_call(op);
+  for (int i = 0; i < 3; i++) c.t[i].dtype = DP_BF16;
+  c.t[r].data = (char *)c.t[r].data + 2;
+  set_ctx("%s: %s.data 2 bytes on, bf16, accepted", op_names[op], name);
+  EXPECT(DP_OK, run(&c));
+  c.t[r].data = (char *)c.t[r].data + 1;
+  set_ctx("%s: %s.data 3 bytes on, bf16", op_names[op], name);
+  EXPECT(DP_ERR_MISALIGNED, run(&c));
+
   /* 120 bytes starting 64 bytes below the top of the address space. */
   c = base_call(op);
   c.t[r].data = near_top(63);
@@ -357,6 +374,16 @@ static void overlap_pair_cases(int op, int o, int i, int identical_ok) {
   c.t[i].data = fdata(&c.t[o]) + 3;
   set_ctx("%s: %s = %s + 3 elements", op_names[op], in, on);
   EXPECT(DP_ERR_OVERLAP, run(&c));
+}
+
+/* The scales array off a float's alignment. */
+static void scales_misaligned_cases(int op) {
+  for (size_t off = 1; off < 4; off++) {
+    call c = base_call(op);
+    c.sc = (float *)(void *)((char *)c.sc + off);
+    set_ctx("%s: scales %zu bytes off a float", op_names[op], off);
+    EXPECT(DP_ERR_MISALIGNED, run(&c));
+  }
 }
 
 /* The scales array against tensor r. */
@@ -429,6 +456,7 @@ static void test_forward_contract(void **state) {
   overlap_pair_cases(OP_FWD, 0, 1, 1);
   overlap_pair_cases(OP_FWD, 0, 2, 1);
   for (int r = 0; r < 3; r++) scales_overlap_cases(OP_FWD, r, DP_ERR_OVERLAP);
+  scales_misaligned_cases(OP_FWD);
   /* Inputs may share memory. */
   call c = base_call(OP_FWD);
   c.t[2] = c.t[1];
@@ -448,6 +476,7 @@ static void test_drop_path_contract(void **state) {
   op_contract(OP_DROP);
   overlap_pair_cases(OP_DROP, 0, 1, 1);
   for (int r = 0; r < 2; r++) scales_overlap_cases(OP_DROP, r, DP_ERR_OVERLAP);
+  scales_misaligned_cases(OP_DROP);
 }
 
 static void test_backward_contract(void **state) {
@@ -459,6 +488,7 @@ static void test_backward_contract(void **state) {
   scales_overlap_cases(OP_BWD, 0, DP_ERR_OVERLAP);
   scales_overlap_cases(OP_BWD, 1, DP_ERR_OVERLAP);
   scales_overlap_cases(OP_BWD, 2, DP_OK); /* two inputs */
+  scales_misaligned_cases(OP_BWD);
 
   const uint32_t bad[] = {1u << 2, 1u << 31, ~0u, DP_BWD_ACCUMULATE_GRAD_F | (1u << 7)};
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -604,6 +634,24 @@ static void test_mask_contract(void **state) {
   set_ctx("dp_mask: kept_indices range wraps");
   EXPECT(DP_ERR_SIZE_OVERFLOW, run_mask(&m));
 
+  /* Outputs off their element's alignment (keep_out is bytes: any address). */
+  m = mask_base();
+  m.sc = (float *)(void *)((char *)m.sc + 2);
+  set_ctx("dp_mask: scales_out 2 bytes off a float");
+  EXPECT(DP_ERR_MISALIGNED, run_mask(&m));
+  m = mask_base();
+  m.cnt = (size_t *)(void *)((char *)m.cnt + 4);
+  set_ctx("dp_mask: kept_count 4 bytes off a size_t");
+  EXPECT(DP_ERR_MISALIGNED, run_mask(&m));
+  m = mask_base();
+  m.idx = (size_t *)(void *)((char *)m.idx + 1);
+  set_ctx("dp_mask: kept_indices 1 byte off a size_t");
+  EXPECT(DP_ERR_MISALIGNED, run_mask(&m));
+  m = mask_base();
+  m.keep = m.keep + 1;
+  set_ctx("dp_mask: keep_out on any byte accepted");
+  EXPECT(DP_OK, run_mask(&m));
+
   /* Outputs overlapping each other, every pair. */
   m = mask_base();
   unsigned char *const sc_b = (unsigned char *)m.sc, *const idx_b = (unsigned char *)m.idx;
@@ -670,6 +718,8 @@ static void test_drop_rates_contract(void **state) {
   EXPECT(DP_ERR_SIZE_OVERFLOW, dp_drop_rates(DP_SCHEDULE_LINSPACE, 0.2, (SIZE_MAX >> 3) + 1, rates));
   set_ctx("dp_drop_rates: rates_out range wraps");
   EXPECT(DP_ERR_SIZE_OVERFLOW, dp_drop_rates(DP_SCHEDULE_LINSPACE, 0.2, 8, (double *)near_top(31)));
+  set_ctx("dp_drop_rates: rates_out 4 bytes off a double");
+  EXPECT(DP_ERR_MISALIGNED, dp_drop_rates(DP_SCHEDULE_LINSPACE, 0.2, 8, (double *)(void *)((char *)rates + 4)));
 }
 
 static void test_drop_rates_stagewise_contract(void **state) {
@@ -692,6 +742,8 @@ static void test_drop_rates_stagewise_contract(void **state) {
   EXPECT(DP_ERR_NULL_POINTER, dp_drop_rates_stagewise(0.3, NULL, 4, rates));
   set_ctx("dp_drop_rates_stagewise: NULL rates_out");
   EXPECT(DP_ERR_NULL_POINTER, dp_drop_rates_stagewise(0.3, depths, 4, NULL));
+  set_ctx("dp_drop_rates_stagewise: depths 4 bytes off a size_t");
+  EXPECT(DP_ERR_MISALIGNED, dp_drop_rates_stagewise(0.3, (size_t *)(void *)((char *)depths + 4), 4, rates));
   set_ctx("dp_drop_rates_stagewise: no stages");
   EXPECT(DP_OK, dp_drop_rates_stagewise(0.3, NULL, 0, NULL));
 

@@ -12,9 +12,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/cache.h"
 #include "core/rowwalk.h"
+#include "dp_config.h"
+
+#if DP_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 #define MAX_CALLS 256
 
@@ -25,22 +34,29 @@ typedef struct call {
 } call;
 
 static float buf[64 * 1024];
-static call calls[MAX_CALLS];
-static size_t ncalls;
+static call calls[MAX_CALLS]; /* in call order when one thread walks */
+static atomic_size_t ncalls;
+static atomic_int top_thread; /* highest OpenMP thread number that made a call */
 static unsigned char visits[64 * 1024]; /* per element, for the threaded walks */
 
 static void rec_row(const dp_job *j, unsigned char *const p[DP_ROLES], float s, size_t n) {
   (void)j;
   const size_t off = (size_t)((float *)(void *)p[0] - buf);
   for (size_t i = 0; i < n; i++) visits[off + i]++; /* rows are disjoint: no two threads share an element */
-  if (ncalls < MAX_CALLS) calls[ncalls] = (call){off, n, s};
-  ncalls++;
+  const size_t k = atomic_fetch_add(&ncalls, 1);
+  if (k < MAX_CALLS) calls[k] = (call){off, n, s};
+#if DP_HAVE_OPENMP
+  const int me = omp_get_thread_num();
+  for (int t = atomic_load(&top_thread); me > t && !atomic_compare_exchange_weak(&top_thread, &t, me);) {
+  }
+#endif
 }
 
 static void rec_range(const dp_job *j, size_t lo, size_t hi) { dp_walk_range(j, lo, hi, rec_row); }
 
 static void reset(void) {
-  ncalls = 0;
+  atomic_store(&ncalls, 0);
+  atomic_store(&top_thread, 0);
   memset(visits, 0, sizeof visits);
 }
 
@@ -63,7 +79,7 @@ static dp_params one_thread(void) {
 }
 
 static void expect_call(size_t i, size_t off, size_t n, float s) {
-  assert_true(i < ncalls);
+  assert_true(i < atomic_load(&ncalls));
   assert_int_equal(calls[i].off, off);
   assert_int_equal(calls[i].n, n);
   assert_true(calls[i].s == s);
@@ -77,7 +93,7 @@ static void test_elementwise_joins_equal_scales(void **state) {
   reset();
   make_job(&j, 4, 1, 8, 8, 8, s, 1);
   dp_run_job(&j, &p, 4 * 8 * 4, rec_range);
-  assert_int_equal(ncalls, 3);
+  assert_int_equal(atomic_load(&ncalls), 3);
   expect_call(0, 0, 16, 1.0f);
   expect_call(1, 16, 8, 0.0f);
   expect_call(2, 24, 8, 2.0f);
@@ -85,7 +101,7 @@ static void test_elementwise_joins_equal_scales(void **state) {
   reset();
   make_job(&j, 4, 1, 8, 8, 8, s, 1);
   assert_true(dp_walk_small(&j, &p, 4 * 8 * 4, rec_row));
-  assert_int_equal(ncalls, 3);
+  assert_int_equal(atomic_load(&ncalls), 3);
   expect_call(0, 0, 16, 1.0f);
 }
 
@@ -98,20 +114,20 @@ static void test_whole_rows_when_not_elementwise(void **state) {
   reset();
   make_job(&j, 4, 3, 8, 24, 8, s, 0);
   dp_run_job(&j, &p, 96 * 4, rec_range);
-  assert_int_equal(ncalls, 12);
+  assert_int_equal(atomic_load(&ncalls), 12);
   for (size_t i = 0; i < 12; i++) expect_call(i, 8 * i, 8, 1.0f);
   /* [4][8] rows back to back, one scale: still one call per row. */
   reset();
   make_job(&j, 4, 1, 8, 8, 8, s, 0);
   dp_run_job(&j, &p, 32 * 4, rec_range);
-  assert_int_equal(ncalls, 4);
+  assert_int_equal(atomic_load(&ncalls), 4);
   for (size_t i = 0; i < 4; i++) expect_call(i, 8 * i, 8, 1.0f);
   /* The small walk declines: it only joins rows. */
   assert_false(dp_walk_small(&j, &p, 96 * 4, rec_row));
   reset();
   make_job(&j, 4, 3, 8, 24, 8, s, 1);
   dp_run_job(&j, &p, 96 * 4, rec_range);
-  assert_int_equal(ncalls, 1);
+  assert_int_equal(atomic_load(&ncalls), 1);
   expect_call(0, 0, 96, 1.0f);
 }
 
@@ -124,7 +140,7 @@ static void test_seq_first_order(void **state) {
   reset();
   make_job(&j, 3, 2, 4, 4, 12, s, 0);
   dp_run_job(&j, &p, 24 * 4, rec_range);
-  assert_int_equal(ncalls, 6);
+  assert_int_equal(atomic_load(&ncalls), 6);
   for (size_t i = 0; i < 6; i++) expect_call(i, 4 * i, 4, s[i % 3]);
 }
 
@@ -141,12 +157,70 @@ static void test_threads_split_only_elementwise_rows(void **state) {
   dp_run_job(&j, &p, D * 12, rec_range);
   for (size_t i = 0; i < D; i++)
     if (visits[i] != 1) fail_msg("element %zu visited %u times", i, (unsigned)visits[i]);
-  if (dp_has_openmp()) assert_true(ncalls > 1); /* chunks for the second thread */
+  if (dp_has_openmp()) assert_true(atomic_load(&ncalls) > 1); /* chunks for the second thread */
   reset();
   make_job(&j, 1, 1, D, D, D, s, 0);
   dp_run_job(&j, &p, D * 12, rec_range);
-  assert_int_equal(ncalls, 1);
+  assert_int_equal(atomic_load(&ncalls), 1);
   expect_call(0, 0, D, 1.0f);
+}
+
+/* num_threads far above the machine: capped at the processors OpenMP reports
+ * (starting INT_MAX threads would make libgomp abort the process). */
+static void test_thread_cap(void **state) {
+  (void)state;
+  static float s[3000];
+  for (size_t b = 0; b < 3000; b++) s[b] = (float)(b % 7);
+  dp_params p;
+  dp_params_init(&p);
+  p.num_threads = INT_MAX;
+  dp_job j;
+  reset();
+  make_job(&j, 3000, 1, 16, 16, 16, s, 0);
+  dp_run_job(&j, &p, 3000 * 16 * 12, rec_range);
+  assert_int_equal(atomic_load(&ncalls), 3000);
+  for (size_t i = 0; i < 3000 * 16; i++)
+    if (visits[i] != 1) fail_msg("element %zu visited %u times", i, (unsigned)visits[i]);
+#if DP_HAVE_OPENMP
+  if (atomic_load(&top_thread) >= omp_get_num_procs())
+    fail_msg("thread %d ran with %d processors", atomic_load(&top_thread), omp_get_num_procs());
+#endif
+  assert_int_equal(dp_set_num_threads(INT_MAX), DP_OK);
+  p.num_threads = 0;
+  reset();
+  make_job(&j, 3000, 1, 16, 16, 16, s, 0);
+  dp_run_job(&j, &p, (size_t)1 << 30, rec_range); /* above the size threshold */
+  assert_int_equal(atomic_load(&ncalls), 3000);
+#if DP_HAVE_OPENMP
+  assert_true(atomic_load(&top_thread) < omp_get_num_procs());
+#endif
+  assert_int_equal(dp_set_num_threads(0), DP_OK);
+}
+
+/* The cache share behind the store choice (core/cache.h): plausible, at
+ * most DP_LLC_MAX_PER_CPU a thread, growing with the threads; or exactly
+ * DROPPATH_LLC_BYTES when set. */
+static void test_cache_share(void **state) {
+  (void)state;
+  const dp_llc *llc = dp_llc_info();
+  printf("llc: %zu bytes shared by %u CPU(s), source %d; share t1 %zu, t2 %zu\n", llc->bytes, llc->sharing,
+         llc->source, dp_llc_share(1), dp_llc_share(2));
+  assert_true(llc->sharing >= 1);
+  if (llc->override) {
+    assert_int_equal(dp_llc_share(1), llc->override);
+    assert_int_equal(dp_llc_share(4), llc->override);
+    return;
+  }
+  assert_true(llc->bytes >= ((size_t)256 << 10));
+  size_t prev = 0;
+  for (int t = 1; t <= 64; t++) {
+    const size_t s = dp_llc_share(t);
+    assert_true(s > 0);
+    assert_true(s <= (size_t)t * DP_LLC_MAX_PER_CPU);
+    assert_true(s <= llc->bytes);
+    assert_true(s >= prev);
+    prev = s;
+  }
 }
 
 int main(void) {
@@ -155,6 +229,8 @@ int main(void) {
       cmocka_unit_test(test_whole_rows_when_not_elementwise),
       cmocka_unit_test(test_seq_first_order),
       cmocka_unit_test(test_threads_split_only_elementwise_rows),
+      cmocka_unit_test(test_thread_cap),
+      cmocka_unit_test(test_cache_share),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

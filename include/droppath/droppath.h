@@ -16,18 +16,45 @@
  * FMA, so every ISA produces the same bits.  An arithmetic result that is NaN
  * is stored as the canonical quiet NaN (f32 0x7FC00000, bf16 0x7FC0, f16
  * 0x7E00), so NaNs are the same bits on every ISA and architecture too.
- * bf16/f16 values widen to f32, the math is f32, and the result is rounded
- * once (to nearest, ties to even).  A dropped sample's branch is never read:
- * out = x exactly (NaN in f cannot leak; timm would give x + 0*NaN = NaN).
+ * With bf16/f16 storage the math is a multiply and an add, each rounded in
+ * f32, then one rounding to the storage type (to nearest, ties to even,
+ * through subnormals).  A dropped sample's branch is never read: out = x
+ * exactly (NaN in f cannot leak; timm would give x + 0*NaN = NaN).  Dropped
+ * samples get +0.0 from dp_drop_path and in grad_f (PyTorch's autograd gives
+ * -0.0 where grad_out is negative).
+ *
+ * Floating-point state: every call computes in round-to-nearest-even with
+ * subnormals honoured and FP exceptions masked, on every thread it uses,
+ * whatever the caller set (rounding mode, flush-to-zero, denormals-are-zero,
+ * traps: x86 MXCSR, AArch64 FPCR), and restores the caller's state; keep and
+ * s are computed that way too.
  *
  * Mask specification (reproducible in any language):
  *   Philox4x32-10 (Salmon et al., Random123), key = (seed_lo, seed_hi),
  *   counter = (g_lo, g_hi, offset_lo, offset_hi), with g = sample_base + b in
  *   row mode (mod 2^64) and g = 2^64-1 in batch mode.  From the first output word w0,
  *   u = (w0 >> 8) * 2^-24 and the sample is kept iff u < keep.
+ *   Batch mode's counter is also the row-mode counter of global sample
+ *   2^64-1: that sample and a batch-mode call with the same seed and offset
+ *   share one draw.  keep is rounded to a float, so a drop_prob below about
+ *   2^-25 gives keep = 1 (nothing is dropped), and as u is a multiple of
+ *   2^-24 the drop probability acts in steps of 2^-24.
  *
  * Every function validates all arguments before touching memory: on any error
  * it returns a status other than DP_OK and leaves every output byte unchanged.
+ * When a call has several faults the first failing check decides, in this
+ * order: params (NULL, drop_prob, mode, flags, num_threads); dp_backward's
+ * flags; each tensor in argument order (dtype; a stride shorter than a row;
+ * NULL data; sizes that overflow, rows that overlap each other; alignment);
+ * the dtype combination; each array in argument order (NULL, size, alignment);
+ * overlaps between arguments; a dtype combination without kernels.
+ * Data pointers must be aligned to their element size (4 bytes for f32, 2 for
+ * bf16/f16, the element type's size for arrays): DP_ERR_MISALIGNED otherwise.
+ * Overlap is judged by address range, a tensor's span from its first to its
+ * last element: tensors whose elements are disjoint but whose spans
+ * interleave (out on the even rows and x on the odd rows of one buffer, say)
+ * are rejected with DP_ERR_OVERLAP.  D = 0 writes no tensor data, but
+ * scales_out is still written: the mask does not depend on D.
  */
 #ifndef DROPPATH_H
 #define DROPPATH_H
@@ -68,7 +95,9 @@ typedef enum dp_status {
   DP_ERR_BAD_FLAGS,         /**< unknown bits in a flags word, or both DP_FLAG_STREAM_* set */
   DP_ERR_BAD_ISA,           /**< unknown dp_isa value */
   DP_ERR_ISA_UNSUPPORTED,   /**< the ISA is not compiled in or the CPU/OS cannot run it */
-  DP_ERR_BAD_ARGUMENT       /**< any other invalid value (schedule rule, thread count, ...) */
+  DP_ERR_BAD_ARGUMENT,      /**< any other invalid value (schedule rule, thread count, ...) */
+  DP_ERR_MISALIGNED         /**< a data pointer is not a multiple of its element size (4 for f32,
+                                 2 for bf16/f16; arrays: their element type's size) */
 } dp_status;
 
 /** Element type of a tensor. */
@@ -115,7 +144,9 @@ typedef struct dp_params {
   uint64_t sample_base; /**< global index of sample 0 of this call (shards, ranges) */
   int mode;             /**< dp_mode; default DP_MODE_ROW */
   int scale_by_keep;    /**< nonzero (default): kept branches scaled by 1/keep */
-  int num_threads;      /**< 0 (default): library setting; 1: run on the calling thread */
+  int num_threads;      /**< 0 (default): library setting; 1: run on the calling thread; n: at most
+                             n OpenMP threads, and never more than the processors the process may
+                             run on (omp_get_num_procs) */
   uint32_t flags;       /**< DP_FLAG_*; 0 by default */
 } dp_params;
 
@@ -200,7 +231,9 @@ DP_API dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor
  * samples untouched (else they are zeroed).  If grad_x.data is not NULL, the
  * same pass writes grad_x = grad_out, or grad_x += grad_out with
  * DP_BWD_ACCUMULATE_GRAD_X, so grad_out is read once.  grad_f may be exactly
- * grad_out; grad_x must not overlap anything.
+ * grad_out; grad_x must not overlap anything.  dtypes: grad_out and grad_x
+ * share the residual type X, grad_f has the branch type F, and (X, F) is one
+ * of dp_forward's combinations (f32/f32, bf16/bf16, f16/f16, f32/bf16, f32/f16).
  */
 DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
                              dp_tensor grad_x, dp_tensor grad_out, const float *scales,
@@ -240,9 +273,13 @@ DP_API dp_isa dp_active_isa(void);
  * Cap the ISA: the library uses the best supported ISA not above isa (on its
  * architecture), intersected with the DROPPATH_ISA environment variable, which
  * can only narrow.  DP_ERR_ISA_UNSUPPORTED if isa itself cannot run here.
+ * DROPPATH_ISA, read once, in any case: scalar, sse2, avx2, avx512 (or avx512f,
+ * avx-512), neon, and none or c for scalar; another architecture's name or an
+ * unknown value is ignored.
  */
 DP_API dp_status dp_set_max_isa(dp_isa isa);
-/** Default thread count for calls with num_threads == 0; 0 restores "all OpenMP threads". */
+/** Default thread count for calls with num_threads == 0; 0 restores "all OpenMP threads"
+ *  (capped like dp_params.num_threads). */
 DP_API dp_status dp_set_num_threads(int num_threads);
 /** Nonzero if the library was built with OpenMP. */
 DP_API int dp_has_openmp(void);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/dispatch.h"
+#include "core/fpenv.h"
 #include "core/maskgen.h"
 #include "core/rowwalk.h"
 #include "core/validate.h"
@@ -37,38 +38,49 @@ static inline void backward_row(const dp_job *j, unsigned char *const p[DP_ROLES
 
 static void backward_range(const dp_job *j, size_t lo, size_t hi) { dp_walk_range(j, lo, hi, backward_row); }
 
-dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
-                      dp_tensor grad_out, const float *scales, uint32_t flags) {
+static DP_NOINLINE dp_status backward(const dp_params *params, const dp_shape *shape, const dp_tensor *grad_f,
+                                      const dp_tensor *grad_x, const dp_tensor *grad_out, const float *scales,
+                                      uint32_t flags) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   if (flags & ~(uint32_t)(DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X)) return DP_ERR_BAD_FLAGS;
   float small[DP_SMALL_BATCH];
-  const float *drawn = scales ? scales : dp_draw_small(params, shape.batch, small);
-  const dp_tensor *const t[3] = {&grad_f, &grad_x, &grad_out};
+  const float *drawn = scales ? scales : dp_draw_small(params, shape->batch, small);
+  const dp_tensor *const t[3] = {grad_f, grad_x, grad_out};
   const void *const a[1] = {scales};
   dp_combo combo;
-  if ((st = dp_check_args(&backward_args, &shape, t, a, &combo)) != DP_OK) return st;
+  if ((st = dp_check_args(&backward_args, shape, t, a, &combo)) != DP_OK) return st;
   const dp_kernel_table *k = dp_current_kernels();
-  const dp_fwd_fn acc_x = k->fwd[dp_combo_of(grad_out.dtype, grad_out.dtype)];
+  const dp_fwd_fn acc_x = k->fwd[dp_combo_of(grad_out->dtype, grad_out->dtype)];
   if (!k->bwd[combo] || !acc_x) return DP_ERR_BAD_DTYPE;
-  if (shape.batch == 0 || shape.dim == 0) return DP_OK;
+  if (shape->batch == 0 || shape->dim == 0) return DP_OK;
 
   dp_job j;
-  dp_job_init(&j, &shape);
+  dp_job_init(&j, shape);
   float stack_scales[DP_STACK_SCALES], *heap;
   dp_job_draw(&j, params, drawn, NULL, stack_scales, &heap);
-  dp_job_role(&j, 0, &grad_f);
-  if (grad_x.data) dp_job_role(&j, 1, &grad_x);
-  dp_job_role(&j, 2, &grad_out);
+  dp_job_role(&j, 0, grad_f);
+  if (grad_x->data) dp_job_role(&j, 1, grad_x);
+  dp_job_role(&j, 2, grad_out);
   j.kernel.bwd = k->bwd[combo];
   j.aux.fwd = acc_x;
   j.mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
            ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
-  j.stream = dp_job_stream(params, dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1)), 0);
+  j.written = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1));
   /* Reads grad_out (and grad_x when accumulating: counted as read and written), writes grad_f and grad_x. */
   size_t traffic = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 2));
   traffic = dp_sat_add(traffic, dp_sat_add(dp_job_bytes(&j, 1), dp_job_bytes(&j, 1)));
   if (!dp_walk_small(&j, params, traffic, backward_row)) dp_run_job(&j, params, traffic, backward_range);
   if (heap) free(heap);
   return DP_OK;
+}
+
+/* The public entry: the work runs in the library's floating-point state
+ * (core/fpenv.h), behind a call so that none of it moves across the switch. */
+dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
+                      dp_tensor grad_out, const float *scales, uint32_t flags) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = backward(params, &shape, &grad_f, &grad_x, &grad_out, scales, flags);
+  dp_fpenv_leave(e);
+  return st;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/dispatch.h"
+#include "core/fpenv.h"
 #include "core/maskgen.h"
 #include "core/rowwalk.h"
 #include "core/validate.h"
@@ -25,32 +26,43 @@ static inline void drop_path_row(const dp_job *j, unsigned char *const p[DP_ROLE
 
 static void drop_path_range(const dp_job *j, size_t lo, size_t hi) { dp_walk_range(j, lo, hi, drop_path_row); }
 
-dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, float *scales_out) {
+static DP_NOINLINE dp_status drop_path(const dp_params *params, const dp_shape *shape, const dp_tensor *out,
+                                       const dp_tensor *x, float *scales_out) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   float small[DP_SMALL_BATCH];
-  const float *drawn = dp_draw_small(params, shape.batch, small);
-  const dp_tensor *const t[2] = {&out, &x};
+  const float *drawn = dp_draw_small(params, shape->batch, small);
+  const dp_tensor *const t[2] = {out, x};
   const void *const a[1] = {scales_out};
   dp_combo combo;
-  if ((st = dp_check_args(&drop_path_args, &shape, t, a, &combo)) != DP_OK) return st;
+  if ((st = dp_check_args(&drop_path_args, shape, t, a, &combo)) != DP_OK) return st;
   const dp_scale_fn scale = dp_current_kernels()->scale[combo];
   if (!scale) return DP_ERR_BAD_DTYPE;
-  if (shape.batch == 0) return DP_OK;
+  if (shape->batch == 0) return DP_OK;
 
   dp_job j;
-  dp_job_init(&j, &shape);
+  dp_job_init(&j, shape);
   float stack_scales[DP_STACK_SCALES], *heap;
   dp_job_draw(&j, params, drawn, scales_out, stack_scales, &heap);
   if (j.D != 0) {
-    dp_job_role(&j, 0, &out);
-    dp_job_role(&j, 1, &x);
+    dp_job_role(&j, 0, out);
+    dp_job_role(&j, 1, x);
     j.kernel.scale = scale;
-    /* Streams in place too, as it always has: the in-place rule was measured on the residual join. */
-    j.stream = dp_job_stream(params, dp_job_bytes(&j, 0), 0);
+    /* Streams in place too (out_is_x stays 0), as it always has: the in-place
+     * rule was measured on the residual join. */
+    j.written = dp_job_bytes(&j, 0);
     const size_t traffic = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1));
     if (!dp_walk_small(&j, params, traffic, drop_path_row)) dp_run_job(&j, params, traffic, drop_path_range);
   }
   if (heap) free(heap);
   return DP_OK;
+}
+
+/* The public entry: the work runs in the library's floating-point state
+ * (core/fpenv.h), behind a call so that none of it moves across the switch. */
+dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, float *scales_out) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = drop_path(params, &shape, &out, &x, scales_out);
+  dp_fpenv_leave(e);
+  return st;
 }

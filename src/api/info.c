@@ -20,6 +20,7 @@ const char *dp_status_string(dp_status status) {
     case DP_ERR_BAD_ISA: return "unknown ISA";
     case DP_ERR_ISA_UNSUPPORTED: return "ISA not available on this CPU or build";
     case DP_ERR_BAD_ARGUMENT: return "invalid argument";
+    case DP_ERR_MISALIGNED: return "data pointer not aligned to its element size";
   }
   return "unknown status";
 }

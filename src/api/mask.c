@@ -1,4 +1,5 @@
 /* dp_mask: a call's mask without touching data (keep flags, scales, kept count, kept indices). */
+#include "core/fpenv.h"
 #include "core/maskgen.h"
 #include "core/validate.h"
 
@@ -12,8 +13,8 @@ static const dp_op_args mask_args = {
               {.output = 1, .per_sample = 1, .elem_size = sizeof(size_t)}},
 };
 
-dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,
-                  size_t *kept_count, size_t *kept_indices) {
+static DP_NOINLINE dp_status mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,
+                                  size_t *kept_count, size_t *kept_indices) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   const dp_shape shape = {batch, 1, 0};
@@ -44,4 +45,14 @@ dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, floa
   }
   if (kept_count) *kept_count = kept;
   return DP_OK;
+}
+
+/* The public entry: the work runs in the library's floating-point state
+ * (core/fpenv.h), behind a call so that none of it moves across the switch. */
+dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,
+                  size_t *kept_count, size_t *kept_indices) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = mask(params, batch, keep_out, scales_out, kept_count, kept_indices);
+  dp_fpenv_leave(e);
+  return st;
 }

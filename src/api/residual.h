@@ -57,7 +57,7 @@ static inline void dp_residual_run(dp_job *j, const dp_params *params, const dp_
   j->kernel.fwd = fwd;
   j->out_is_x = dp_tensors_identical(out, x, shape);
   const size_t out_bytes = dp_job_bytes(j, 0);
-  j->stream = dp_job_stream(params, out_bytes, j->out_is_x);
+  j->written = out_bytes;
   /* Reads x and f, writes out (x and out have one dtype). */
   const size_t traffic = dp_sat_add(dp_sat_add(out_bytes, out_bytes), dp_job_bytes(j, 2));
   if (!dp_walk_small(j, params, traffic, residual_row)) dp_run_job(j, params, traffic, residual_range);

@@ -3,6 +3,7 @@
  * rate * (i/n) never exceeds rate (rate*i/n can round above it). */
 #include <math.h>
 
+#include "core/fpenv.h"
 #include "core/validate.h"
 
 static int bad_rate(double rate) { return isnan(rate) || rate < 0.0 || rate > 1.0; }
@@ -20,7 +21,7 @@ static double rule_rate(dp_schedule rule, double rate, size_t i, size_t depth) {
   return 0.0;
 }
 
-dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out) {
+static DP_NOINLINE dp_status drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out) {
   if ((unsigned)rule > DP_SCHEDULE_CONSTANT) return DP_ERR_BAD_ARGUMENT;
   if (bad_rate(rate)) return DP_ERR_BAD_PROBABILITY;
   dp_extent ext;
@@ -30,7 +31,8 @@ dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rat
   return DP_OK;
 }
 
-dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages, double *rates_out) {
+static DP_NOINLINE dp_status drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages,
+                                                  double *rates_out) {
   if (bad_rate(rate)) return DP_ERR_BAD_PROBABILITY;
   dp_extent de, re;
   dp_status st = dp_check_array(depths, n_stages, sizeof(size_t), &de);
@@ -46,4 +48,21 @@ dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_st
    * blocks, split by stage (not a constant rate per stage). */
   for (size_t k = 0; k < total; k++) rates_out[k] = rule_rate(DP_SCHEDULE_LINSPACE, rate, k, total);
   return DP_OK;
+}
+
+/* The public entries: rates computed in the library's floating-point state
+ * (core/fpenv.h), behind a call so that none of the work moves across the
+ * switch. */
+dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = drop_rates(rule, rate, depth, rates_out);
+  dp_fpenv_leave(e);
+  return st;
+}
+
+dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size_t n_stages, double *rates_out) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = drop_rates_stagewise(rate, depths, n_stages, rates_out);
+  dp_fpenv_leave(e);
+  return st;
 }

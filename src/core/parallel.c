@@ -1,8 +1,5 @@
 /* Thread-count and store-kind policy. */
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include "core/parallel.h"
 #include "dp_config.h"
@@ -28,6 +25,21 @@ dp_status dp_set_num_threads(int num_threads) {
 
 int dp_has_openmp(void) { return DP_HAVE_OPENMP; }
 
+#if DP_HAVE_OPENMP
+/* The processors this process may run on (omp_get_num_procs, which honours
+ * the affinity mask), asked once: libgomp answers with a system call. */
+static int processors(void) {
+  static atomic_int cached = 0;
+  int n = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (n == 0) {
+    n = omp_get_num_procs();
+    if (n < 1) n = 1;
+    atomic_store_explicit(&cached, n, memory_order_relaxed);
+  }
+  return n;
+}
+#endif
+
 int dp_plan_threads(const dp_params *params, size_t bytes, size_t items) {
 #if DP_HAVE_OPENMP
   int want = params->num_threads;
@@ -40,6 +52,10 @@ int dp_plan_threads(const dp_params *params, size_t bytes, size_t items) {
    * cores; nesting would oversubscribe them. */
   if (omp_in_parallel()) return 1;
   if (want == 0) want = omp_get_max_threads();
+  /* More threads than processors only queue behind each other, and a count
+   * like INT_MAX would make the runtime abort when thread creation fails:
+   * the cap is what the machine can run at once. */
+  if (want > processors()) want = processors();
   if ((size_t)want > items) want = (int)items;
   return want < 1 ? 1 : want;
 #else
@@ -48,48 +64,6 @@ int dp_plan_threads(const dp_params *params, size_t bytes, size_t items) {
   (void)items;
   return 1;
 #endif
-}
-
-static size_t read_sysfs_cache_bytes(void) {
-  size_t best = 0;
-  char path[96];
-  for (int idx = 0; idx < 8; idx++) {
-    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", idx);
-    FILE *fp = fopen(path, "r");
-    if (!fp) continue;
-    unsigned long v = 0;
-    char unit = 0;
-    if (fscanf(fp, "%lu%c", &v, &unit) >= 1) {
-      size_t bytes = (size_t)v;
-      if (unit == 'K' || unit == 'k') bytes *= 1024;
-      else if (unit == 'M' || unit == 'm') bytes *= 1024 * 1024;
-      if (bytes > best) best = bytes;
-    }
-    fclose(fp);
-  }
-  return best;
-}
-
-atomic_size_t dp_llc_cached = 0;
-
-size_t dp_llc_bytes(void) {
-  size_t v = atomic_load(&dp_llc_cached);
-  if (v) return v;
-  const char *env = getenv("DROPPATH_LLC_BYTES"); /* for tests and odd systems */
-  if (env && *env) v = (size_t)strtoull(env, NULL, 0);
-  /* sysfs first: it describes the cache a core actually shares (one CCX on
-   * AMD: 32 MiB here), while glibc's sysconf reported 384 MiB, the sum over
-   * all CCDs, which would keep outputs 12x too large out of streaming. */
-  if (!v) v = read_sysfs_cache_bytes();
-#ifdef _SC_LEVEL3_CACHE_SIZE
-  if (!v) {
-    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
-    if (l3 > 0) v = (size_t)l3;
-  }
-#endif
-  if (!v) v = (size_t)32 << 20;
-  atomic_store(&dp_llc_cached, v);
-  return v;
 }
 
 void dp_stream_fence(void) {

@@ -2,6 +2,8 @@
  * the OpenMP region. */
 #include "core/rowwalk.h"
 
+#include "core/fpenv.h"
+
 #include "dp_config.h"
 
 #if DP_HAVE_OPENMP
@@ -35,12 +37,16 @@ static void flatten_rows(dp_job *j) {
   j->dense = j->T == 1 && dense;
 }
 
-/* Thread k of m: its share of the items, and a fence after its stores. */
+/* Thread k of m: its share of the items, in the library's floating-point
+ * state (an OpenMP worker keeps the one it was created with), and a fence
+ * after its stores. */
 static void run_share(const dp_job *j, dp_range_fn range, size_t k, size_t m) {
+  const dp_fpenv e = dp_fpenv_enter();
   const size_t base = j->items / m, rem = j->items % m;
   const size_t lo = k * base + (k < rem ? k : rem);
   range(j, lo, lo + base + (k < rem ? 1 : 0));
   if (j->stream) dp_stream_fence();
+  dp_fpenv_leave(e);
 }
 
 void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_range_fn range) {
@@ -66,6 +72,7 @@ void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_ran
   /* (A division costs as much as a tiny call's validation: skip it.) */
   j->chunks_per_row = j->chunk == j->D ? 1 : (j->D + j->chunk - 1) / j->chunk;
   j->items = rows * j->chunks_per_row;
+  j->stream = dp_job_stream(params, j, nt);
 #if DP_HAVE_OPENMP
   if (nt > 1) {
 #pragma omp parallel num_threads(nt)

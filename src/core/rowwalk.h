@@ -54,10 +54,11 @@ struct dp_job {
   float fixed_scale;
   dp_mask_ctx mask;        /* set (dp_mask_ctx_init) when scales is NULL and not fixed: drawn per sample */
   dp_kernel_fn kernel, aux; /* what the row function calls */
-  int stream;              /* kernels may use non-temporal stores: each thread fences after its share */
+  size_t written;          /* bytes of the outputs the kernels may stream */
   unsigned mode;           /* operation-specific kernel flags */
-  int out_is_x;            /* role 0 is exactly role 1 (in place) */
-  /* Set by the walk (dp_run_job). */
+  int out_is_x;            /* role 0 is exactly role 1 (in place: it never streams) */
+  /* Set by the walk (dp_walk_small, dp_run_job). */
+  int stream;    /* kernels may use non-temporal stores: each thread fences after its share */
   int seq_major; /* visit rows t-major, following role 0's memory order */
   int dense;     /* every tensor's rows follow each other in memory */
   size_t chunk, chunks_per_row, items;
@@ -79,7 +80,7 @@ static inline void dp_job_init(dp_job *j, const dp_shape *shape) {
   j->scales = NULL;
   j->fixed = 0;
   j->fixed_scale = 0.0f;
-  j->stream = 0;
+  j->written = 0;
   j->mode = 0;
   j->out_is_x = 0;
 }
@@ -121,13 +122,13 @@ static inline size_t dp_job_bytes(const dp_job *j, int r) {
 /* Saturating a + b, for byte counts. */
 static inline size_t dp_sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-/* Whether a job's kernels stream their stores: outputs of written_bytes
- * larger than the last-level cache do (dp_plan_stream), unless they are
+/* Whether a job's kernels stream their stores on `threads` threads: outputs
+ * larger than the call's cache share do (dp_plan_stream), unless they are
  * written in place, where every output line was just read and is in cache
  * already, so streaming saves no read-for-ownership (measured ~4% slower).
  * DP_FLAG_STREAM_ALWAYS streams either way. */
-static inline int dp_job_stream(const dp_params *params, size_t written_bytes, int in_place) {
-  return (params->flags & DP_FLAG_STREAM_ALWAYS) || (!in_place && dp_plan_stream(params, written_bytes));
+static inline int dp_job_stream(const dp_params *params, const dp_job *j, int threads) {
+  return (params->flags & DP_FLAG_STREAM_ALWAYS) || (!j->out_is_x && dp_plan_stream(params, j->written, threads));
 }
 
 /* Threads for `rows` rows of `row_elems` elements moving traffic_bytes: a
@@ -220,7 +221,7 @@ DP_ALWAYS_INLINE void dp_walk_range(const dp_job *j, size_t lo, size_t hi, dp_ro
  * dp_run_job cost ~15 ns over the same kernel calls made by hand (bench
  * tiny/api vs tiny/direct). Same row calls as the job walk, so the same bits.
  */
-DP_ALWAYS_INLINE int dp_walk_small(const dp_job *j, const dp_params *params, size_t traffic_bytes, dp_row_fn row) {
+DP_ALWAYS_INLINE int dp_walk_small(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_row_fn row) {
   const size_t B = j->B;
   size_t n = j->D; /* elements per row: a sample's T rows when they are back to back */
   if (B > DP_SMALL_BATCH || n == 0 || !j->elementwise || (!j->fixed && !j->scales)) return 0;
@@ -231,6 +232,7 @@ DP_ALWAYS_INLINE int dp_walk_small(const dp_job *j, const dp_params *params, siz
   }
   /* The job's own thread decision, on the same numbers. */
   if (dp_plan_row_threads(params, traffic_bytes, B, n, 1) != 1) return 0;
+  j->stream = dp_job_stream(params, j, 1);
   unsigned char *p[DP_ROLES];
   int dense = 1;
   for (int r = 0; r < DP_ROLES; r++) {

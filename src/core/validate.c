@@ -52,7 +52,9 @@ dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *e
   if (!p) return DP_ERR_NULL_POINTER;
   size_t bytes;
   if (!mul_ok(n, elem_size, &bytes)) return DP_ERR_SIZE_OVERFLOW;
-  return extent_of(p, bytes, ext);
+  const dp_status st = extent_of(p, bytes, ext);
+  /* Elements are read as their type: an address off its size is undefined behaviour in C. */
+  return st == DP_OK && (uintptr_t)p % elem_size != 0 ? DP_ERR_MISALIGNED : st;
 }
 
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
@@ -84,6 +86,8 @@ dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *
   }
   size_t bytes;
   if (!mul_ok(span, es, &bytes)) return DP_ERR_SIZE_OVERFLOW;
-  return extent_of(t->data, bytes, ext);
+  const dp_status st = extent_of(t->data, bytes, ext);
+  /* Strides count elements, so an aligned first element aligns every row. */
+  return st == DP_OK && ((uintptr_t)t->data & (es - 1)) != 0 ? DP_ERR_MISALIGNED : st;
 }
 
