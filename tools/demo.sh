@@ -24,4 +24,3 @@ echo "   $build/bench-$suite.json; the table below is computed from that JSON"
 head -n 12 "$build/bench-$suite.log"
 echo
 python3 "$root/tools/bench_report.py" "$build/bench-$suite.json" --svg "$build/bench-$suite.svg"
-echo "plot: $build/bench-$suite.svg"
