@@ -32,6 +32,25 @@ void my_range(size_t n, size_t *lo, size_t *hi) {
 }
 #endif
 
+// body(lo, hi) over [0, n): each of `threads` OpenMP threads on its
+// my_range share, or the calling thread on all of it.
+template <class Body>
+void over_range(size_t n, int threads, Body body) {
+#if DP_BENCH_OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      size_t lo, hi;
+      my_range(n, &lo, &hi);
+      body(lo, hi);
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  body(size_t(0), n);
+}
+
 void triad_range(float *__restrict a, const float *__restrict b, const float *__restrict c, float s, size_t lo,
                  size_t hi) {
   for (size_t i = lo; i < hi; i++) a[i] = b[i] + s * c[i];
@@ -118,35 +137,11 @@ float sum_range(const float *__restrict a, size_t lo, size_t hi) {
 }  // namespace
 
 void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      triad_nt_range(a, b, c, s, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  triad_nt_range(a, b, c, s, 0, n);
+  over_range(n, threads, [=](size_t lo, size_t hi) { triad_nt_range(a, b, c, s, lo, hi); });
 }
 
 void split_nt(float *a, float *b, const float *c, float s, size_t n, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      split_nt_range(a, b, c, s, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  split_nt_range(a, b, c, s, 0, n);
+  over_range(n, threads, [=](size_t lo, size_t hi) { split_nt_range(a, b, c, s, lo, hi); });
 }
 
 float sum(const float *a, size_t n, int threads) {
@@ -167,87 +162,28 @@ float sum(const float *a, size_t n, int threads) {
 }
 
 void triad(float *a, const float *b, const float *c, float s, size_t n, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      triad_range(a, b, c, s, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  triad_range(a, b, c, s, 0, n);
+  over_range(n, threads, [=](size_t lo, size_t hi) { triad_range(a, b, c, s, lo, hi); });
 }
 
 void scale_rows(float *tmp, const float *f, const float *mask, size_t batch, size_t dim, int threads) {
-  const size_t n = batch * dim;
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      scale_range(tmp, f, mask, dim, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  scale_range(tmp, f, mask, dim, 0, n);
+  over_range(batch * dim, threads, [=](size_t lo, size_t hi) { scale_range(tmp, f, mask, dim, lo, hi); });
 }
 
 void add(float *out, const float *x, const float *tmp, size_t n, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      add_range(out, x, tmp, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  add_range(out, x, tmp, 0, n);
+  over_range(n, threads, [=](size_t lo, size_t hi) { add_range(out, x, tmp, lo, hi); });
 }
 
 void add_inplace(float *x, const float *tmp, size_t n, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      size_t lo, hi;
-      my_range(n, &lo, &hi);
-      add_inplace_range(x, tmp, lo, hi);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  add_inplace_range(x, tmp, 0, n);
+  over_range(n, threads, [=](size_t lo, size_t hi) { add_inplace_range(x, tmp, lo, hi); });
 }
 
 void copy(void *dst, const void *src, size_t bytes, int threads) {
-#if DP_BENCH_OPENMP
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    {
-      // Chunks in floats' units keep the 64-byte split of my_range.
-      size_t lo, hi;
-      my_range(bytes / 4, &lo, &hi);
-      const size_t end = lo < hi && hi == bytes / 4 ? bytes : hi * 4;
-      if (end > lo * 4)
-        std::memcpy(static_cast<char *>(dst) + lo * 4, static_cast<const char *>(src) + lo * 4, end - lo * 4);
-    }
-    return;
-  }
-#endif
-  (void)threads;
-  std::memcpy(dst, src, bytes);
+  // Chunks in floats' units keep the 64-byte split of my_range; the last one takes the odd bytes.
+  over_range(bytes / 4, threads, [=](size_t lo, size_t hi) {
+    const size_t end = hi == bytes / 4 ? bytes : hi * 4;
+    if (end > lo * 4)
+      std::memcpy(static_cast<char *>(dst) + lo * 4, static_cast<const char *>(src) + lo * 4, end - lo * 4);
+  });
 }
 
 void fork_join(int threads) {
