@@ -26,8 +26,10 @@
  * Floating-point state: every call computes in round-to-nearest-even with
  * subnormals honoured and FP exceptions masked, on every thread it uses,
  * whatever the caller set (rounding mode, flush-to-zero, denormals-are-zero,
- * traps: x86 MXCSR, AArch64 FPCR), and restores the caller's state; keep and
- * s are computed that way too.
+ * traps: x86 MXCSR, AArch64 FPCR), and restores the caller's control state;
+ * keep and s are computed that way too.  The sticky exception flags are not
+ * part of the promise: a caller already in the default state sees the flags
+ * the library's arithmetic raises, as for any computation.
  *
  * Mask specification (reproducible in any language):
  *   Philox4x32-10 (Salmon et al., Random123), key = (seed_lo, seed_hi),
@@ -46,7 +48,8 @@
  * order: params (NULL, drop_prob, mode, flags, num_threads); dp_backward's
  * flags; each tensor in argument order (dtype; a stride shorter than a row;
  * NULL data; sizes that overflow, rows that overlap each other; alignment);
- * the dtype combination; each array in argument order (NULL, size, alignment);
+ * the dtype combination; each array in argument order (size, alignment; an
+ * optional array that is NULL is not asked for);
  * overlaps between arguments; a dtype combination without kernels.
  * Data pointers must be aligned to their element size (4 bytes for f32, 2 for
  * bf16/f16, the element type's size for arrays): DP_ERR_MISALIGNED otherwise.
@@ -132,7 +135,8 @@ enum {
 /** Flags in dp_params.flags. */
 enum {
   DP_FLAG_STREAM_NEVER = 1u << 0, /**< never use non-temporal stores (default: only for outputs
-                                       larger than the last-level cache, and not in place) */
+                                       larger than the call's share of the last-level cache, and
+                                       not in place; README "Stores") */
   DP_FLAG_STREAM_ALWAYS = 1u << 1 /**< always use non-temporal stores where the ISA has them */
 };
 
@@ -146,7 +150,7 @@ typedef struct dp_params {
   int scale_by_keep;    /**< nonzero (default): kept branches scaled by 1/keep */
   int num_threads;      /**< 0 (default): library setting; 1: run on the calling thread; n: at most
                              n OpenMP threads, and never more than the processors the process may
-                             run on (omp_get_num_procs) */
+                             run on (omp_get_num_procs, asked once) */
   uint32_t flags;       /**< DP_FLAG_*; 0 by default */
 } dp_params;
 

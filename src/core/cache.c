@@ -26,24 +26,34 @@ static atomic_size_t share_one;
 
 static int plausible(uint64_t bytes) { return bytes >= PLAUSIBLE_MIN && bytes <= PLAUSIBLE_MAX && bytes <= SIZE_MAX; }
 
-/* CPUs in a sysfs list such as "0-3,8,10-11". */
-static unsigned count_cpus(const char *s) {
+unsigned dp_llc_count_cpus(const char *s) {
   unsigned n = 0;
-  while (*s) {
+  for (;;) {
     char *end;
     const unsigned long a = strtoul(s, &end, 10);
-    if (end == s) break;
+    if (end == s) return 0;
     unsigned long b = a;
     if (*end == '-') {
       const char *t = end + 1;
       b = strtoul(t, &end, 10);
-      if (end == t || b < a) break;
+      if (end == t || b < a) return 0;
     }
     n += (unsigned)(b - a + 1);
-    s = *end == ',' ? end + 1 : end;
-    if (*end != ',') break;
+    if (*end != ',') return n; /* the list ends (a newline or NUL follows) */
+    s = end + 1;
   }
-  return n;
+}
+
+uint64_t dp_llc_parse_size(const char *text) {
+  char *unit;
+  const uint64_t v = strtoull(text, &unit, 10);
+  if (unit == text) return 0;
+  switch (*unit) {
+    case 'K': case 'k': return v << 10;
+    case 'M': case 'm': return v << 20;
+    case 'G': case 'g': return v << 30;
+    default: return v;
+  }
 }
 
 static int read_line(const char *dir, const char *file, char *buf, size_t len) {
@@ -66,14 +76,9 @@ static int from_sysfs(uint64_t *bytes, unsigned *sharing) {
     const int level = atoi(buf);
     if (!read_line(dir, "type", buf, sizeof buf) || strncmp(buf, "Instruction", 11) == 0) continue;
     if (level <= best_level || !read_line(dir, "size", buf, sizeof buf)) continue;
-    char *unit;
-    uint64_t v = strtoull(buf, &unit, 10);
-    if (*unit == 'K' || *unit == 'k') v <<= 10;
-    else if (*unit == 'M' || *unit == 'm') v <<= 20;
-    else if (*unit == 'G' || *unit == 'g') v <<= 30;
     best_level = level;
-    *bytes = v;
-    *sharing = read_line(dir, "shared_cpu_list", buf, sizeof buf) ? count_cpus(buf) : 0;
+    *bytes = dp_llc_parse_size(buf);
+    *sharing = read_line(dir, "shared_cpu_list", buf, sizeof buf) ? dp_llc_count_cpus(buf) : 0;
   }
   return best_level > 0;
 }
@@ -102,21 +107,38 @@ static int from_cpuid(uint64_t *bytes, unsigned *sharing) {
 }
 #endif
 
+static int under_hypervisor(void) {
+#if DP_CACHE_CPUID
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c >> 31 & 1u);
+#else
+  return 0; /* no portable test: bare metal's cap */
+#endif
+}
+
 static void detect(void) {
-  uint64_t bytes = 0, cpuid_bytes = 0;
-  unsigned sharing = 0, cpuid_sharing = 0;
-  llc.source = DP_LLC_FROM_DEFAULT;
+  uint64_t sys_bytes = 0, cpuid_bytes = 0;
+  unsigned sys_sharing = 0, cpuid_sharing = 0;
   const char *env = getenv("DROPPATH_LLC_BYTES"); /* for tests, benchmarks and odd systems */
   llc.override = env && *env ? (size_t)strtoull(env, NULL, 0) : 0;
+  const long online = sysconf(_SC_NPROCESSORS_ONLN);
+  const int have_sys = from_sysfs(&sys_bytes, &sys_sharing) && plausible(sys_bytes);
   int have_cpuid = 0;
 #if DP_CACHE_CPUID
   have_cpuid = from_cpuid(&cpuid_bytes, &cpuid_sharing) && plausible(cpuid_bytes);
+  /* The leaf counts the IDs the cache can address, often more than exist. */
+  if (online > 0 && cpuid_sharing > (unsigned long)online) cpuid_sharing = (unsigned)online;
 #endif
-  /* sysfs first: it describes the instance a CPU actually shares (one CCX on
-   * AMD, where glibc's sysconf sums every CCD's); CPUID fills what it lacks. */
-  if (from_sysfs(&bytes, &sharing) && plausible(bytes)) {
-    llc.source = DP_LLC_FROM_SYSFS;
-    if (sharing == 0 && have_cpuid) sharing = cpuid_sharing;
+  uint64_t bytes = UNKNOWN_BYTES;
+  unsigned sharing = 1;
+  llc.source = DP_LLC_FROM_DEFAULT;
+  if (have_sys) {
+    /* sysfs describes the instance a CPU shares (one CCX on AMD, where
+     * glibc's sysconf sums every CCD's); where CPUID reports less, the
+     * smaller figure counts. */
+    llc.source = have_cpuid && cpuid_bytes < sys_bytes ? DP_LLC_FROM_CPUID : DP_LLC_FROM_SYSFS;
+    bytes = llc.source == DP_LLC_FROM_CPUID ? cpuid_bytes : sys_bytes;
+    sharing = sys_sharing ? sys_sharing : have_cpuid ? cpuid_sharing : 0;
   } else if (have_cpuid) {
     llc.source = DP_LLC_FROM_CPUID;
     bytes = cpuid_bytes;
@@ -127,31 +149,30 @@ static void detect(void) {
     if (l3 > 0 && plausible((uint64_t)l3)) {
       llc.source = DP_LLC_FROM_SYSCONF;
       bytes = (uint64_t)l3;
+      sharing = 0;
     }
 #endif
   }
-  if (llc.source == DP_LLC_FROM_DEFAULT) bytes = UNKNOWN_BYTES;
-  if (sharing == 0) { /* unknown: as if every online CPU shared it */
-    const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    sharing = cpus > 0 ? (unsigned)cpus : 1;
-  }
+  /* A known size shared by an unknown number of CPUs: as if every online CPU shared it. */
+  if (sharing == 0) sharing = online > 0 ? (unsigned)online : 1;
   llc.bytes = (size_t)bytes;
   llc.sharing = sharing;
+  llc.per_cpu_cap = under_hypervisor() ? DP_LLC_CAP_GUEST : DP_LLC_CAP_BARE_METAL;
   if (llc.override) llc.source = DP_LLC_FROM_ENV;
 }
 
-static size_t share_of(int threads) {
-  if (llc.override) return llc.override;
+size_t dp_llc_share_of(const dp_llc *c, int threads) {
+  if (c->override) return c->override;
   const unsigned t = threads < 1 ? 1u : (unsigned)threads;
-  const unsigned used = t < llc.sharing ? t : llc.sharing;
-  const size_t share = llc.bytes / llc.sharing * used;
-  const size_t cap = (size_t)t * DP_LLC_MAX_PER_CPU; /* t is at most the processors (parallel.c) */
+  const unsigned n = c->sharing ? c->sharing : 1;
+  const size_t share = c->bytes / n * (t < n ? t : n);
+  const size_t cap = (size_t)t * c->per_cpu_cap; /* t is at most the processors (parallel.c) */
   return share < cap ? share : cap;
 }
 
 static void init(void) {
   detect();
-  const size_t one = share_of(1);
+  const size_t one = dp_llc_share_of(&llc, 1);
   atomic_store_explicit(&share_one, one ? one : 1, memory_order_release);
 }
 
@@ -166,5 +187,5 @@ size_t dp_llc_share(int threads) {
     if (one) return one;
   }
   pthread_once(&once, init);
-  return threads <= 1 ? atomic_load_explicit(&share_one, memory_order_acquire) : share_of(threads);
+  return threads <= 1 ? atomic_load_explicit(&share_one, memory_order_acquire) : dp_llc_share_of(&llc, threads);
 }

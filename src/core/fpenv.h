@@ -10,8 +10,10 @@
  *
  * The common case costs one register read: a state already at the default
  * is left alone, so flags raised by the library's arithmetic stay visible as
- * they would for any other computation. A changed state is restored exactly
- * (its sticky flags included).
+ * they would for any other computation. A state that had to be changed is
+ * put back: on x86 the whole MXCSR (so the caller's sticky flags are what
+ * they were and the library's are dropped), on AArch64 the FPCR (the flags
+ * live in FPSR, untouched).
  */
 #ifndef DP_CORE_FPENV_H
 #define DP_CORE_FPENV_H

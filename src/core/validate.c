@@ -54,7 +54,7 @@ dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *e
   if (!mul_ok(n, elem_size, &bytes)) return DP_ERR_SIZE_OVERFLOW;
   const dp_status st = extent_of(p, bytes, ext);
   /* Elements are read as their type: an address off its size is undefined behaviour in C. */
-  return st == DP_OK && (uintptr_t)p % elem_size != 0 ? DP_ERR_MISALIGNED : st;
+  return st == DP_OK && ((uintptr_t)p & (elem_size - 1)) != 0 ? DP_ERR_MISALIGNED : st; /* sizes are powers of 2 */
 }
 
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
