@@ -47,9 +47,7 @@
 #define DP_COMBOS_ALL_HALF(X, ctx) DP_COMBOS_PURE_HALF(X, ctx) DP_COMBOS_MIXED_(X, ctx)
 #define DP_COMBOS_MIXED_(X, ctx) DP_COMBO_f32bf16(X, ctx) DP_COMBO_f32f16(X, ctx)
 
-/* Helpers for the lists' users: pasting, and taking a (a, b) context apart. */
-#define DP_PASTE_(a, b) a##b
-#define DP_PASTE(a, b) DP_PASTE_(a, b)
+/* Helpers for the lists' users: taking a (a, b) context apart. */
 #define DP_CTX_1_(a, b) a
 #define DP_CTX_2_(a, b) b
 #define DP_CTX_1(ctx) DP_CTX_1_ ctx
