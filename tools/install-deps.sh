@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages a task needs, skipping what is present.
-# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind]
+# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind] [mpi]
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -14,6 +14,7 @@ for group in "$@"; do
     arm64) want+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user libc6:arm64 libcmocka-dev:arm64 libgomp1:arm64) ;;
     fuzz) want+=(clang libclang-rt-14-dev libomp-dev) ;;
     valgrind) want+=(valgrind) ;;
+    mpi) want+=(openmpi-bin libopenmpi-dev) ;; # the MPI data-parallel example and its test
     *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

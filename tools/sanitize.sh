@@ -3,10 +3,11 @@
 #   asan  the whole ctest suite, the fuzz seed corpus (replayed; its arenas
 #         are ASan-poisoned outside the rows) and the examples under
 #         AddressSanitizer + UndefinedBehaviorSanitizer;
-#   tsan  test_threads under ThreadSanitizer, in a build with
-#         -DDP_ENABLE_OPENMP=OFF: libgomp is not built with TSan, so its
-#         internal synchronisation would be reported as races.  The threads
-#         under test are the test's own pthreads calling the library.
+#   tsan  test_threads and example_engine_threads under ThreadSanitizer, in
+#         a build with -DDP_ENABLE_OPENMP=OFF: libgomp is not built with TSan,
+#         so its internal synchronisation would be reported as races.  The
+#         threads under test are the programs' own pthreads calling the library.
+# The MPI example is not built here (Open MPI is not instrumented).
 # Any sanitizer report aborts the test that triggered it, so ctest fails;
 # both runs always happen, and the script fails if either did.
 #
@@ -35,7 +36,7 @@ if [ "$what" != tsan ]; then
   UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     ctest --test-dir "$build" --output-on-failure --no-tests=error -j"$jobs" --timeout 900 || status=1
   # The examples too, whether or not ctest registered them.
-  for ex in example_train_step example_inference; do
+  for ex in example_train_step example_inference example_engine_threads; do
     echo "--- $ex"
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
@@ -45,12 +46,13 @@ fi
 
 if [ "$what" != asan ]; then
   build=${DP_TSAN_BUILD_DIR:-$root/build-tsan}
-  echo "=== TSan: test_threads, OpenMP off ($build) ==="
+  echo "=== TSan: test_threads and example_engine_threads, OpenMP off ($build) ==="
   cmake -S "$root" -B "$build" "${common[@]}" -DDP_WITH_SANITIZER=thread -DDP_ENABLE_OPENMP=OFF \
-    -DDP_BUILD_TESTS=ON -DDP_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build "$build" --target test_threads -j"$jobs"
+    -DDP_BUILD_TESTS=ON -DDP_BUILD_EXAMPLES=ON >/dev/null
+  cmake --build "$build" --target test_threads example_engine_threads -j"$jobs"
   TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
-    ctest --test-dir "$build" --output-on-failure --no-tests=error -R '^test_threads$' --timeout 900 || status=1
+    ctest --test-dir "$build" --output-on-failure --no-tests=error -R '^(test_threads|example_engine_threads)$' \
+    --timeout 900 || status=1
 fi
 if [ $status -ne 0 ]; then
   echo "sanitize: FAILED" >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memcheck over the examples and the fuzz seed corpus (replayed by the
+# Memcheck over the examples (not the MPI one) and the fuzz seed corpus (replayed by the
 # non-libFuzzer build of tests/fuzz/fuzz_api.c, which calls every operation
 # with many shapes, strides and aliasings).  Valgrind cannot run AVX-512, so
 # the library is capped at AVX2 with DROPPATH_ISA=avx2.  Fails on any memcheck
@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DP_VALGRIND_BUILD_DIR:-$root/build-valgrind}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDP_WERROR=ON \
   -DDP_BUILD_TESTS=OFF -DDP_BUILD_EXAMPLES=ON -DDP_BUILD_FUZZ=ON -DDP_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target example_train_step example_inference fuzz_api
+cmake --build "$build" -j"$(nproc)" --target example_train_step example_inference example_engine_threads fuzz_api
 
 export DROPPATH_ISA=avx2 OMP_WAIT_POLICY=passive
 vg=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
@@ -28,6 +28,7 @@ run() {
 }
 run "$build/examples/example_train_step"
 run "$build/examples/example_inference"
+run "$build/examples/example_engine_threads"
 run "$build/tests/fuzz/fuzz_api" "$root/tests/fuzz/corpus"
 [ $status -eq 0 ] && echo "valgrind: clean"
 exit $status
