@@ -38,7 +38,12 @@
  *   u = (w0 >> 8) * 2^-24 and the sample is kept iff u < keep.
  *   Batch mode's counter is also the row-mode counter of global sample
  *   2^64-1: that sample and a batch-mode call with the same seed and offset
- *   share one draw.  keep is rounded to a float, so a drop_prob below about
+ *   share one draw.  Exact-k mode (DP_MODE_EXACT_K) keeps exactly
+ *   k = max(floor(B*(1 - drop_prob)), 1) of the call's B > 0 samples, B*(1 - drop_prob) computed in
+ *   double: the k samples whose (w0, b) pairs are smallest, w0 being the row-mode word of sample b
+ *   and ties in w0 going to the lower b; kept samples get s = (float)((double)B/k) (1 without
+ *   scale_by_keep).  The selection depends on every sample of the call, so unlike row mode it is not
+ *   the same when the batch is split into shards.  keep is rounded to a float, so a drop_prob below about
  *   2^-25 gives keep = 1 (nothing is dropped), and as u is a multiple of
  *   2^-24 the drop probability acts in steps of 2^-24.
  *
@@ -113,7 +118,10 @@ typedef enum dp_dtype {
 /** How many Bernoulli draws a call makes. */
 typedef enum dp_mode {
   DP_MODE_ROW = 0,  /**< one draw per sample (timm, torchvision "row"); the default */
-  DP_MODE_BATCH = 1 /**< one draw for the whole call (torchvision "batch", Huang et al.) */
+  DP_MODE_BATCH = 1, /**< one draw for the whole call (torchvision "batch", Huang et al.) */
+  DP_MODE_EXACT_K = 2 /**< exactly k = max(floor(B*(1 - drop_prob)), 1) samples kept (B > 0), scaled by
+                           B/k (DINOv2's rule): the k with the smallest Philox word (see "Exact-k"
+                           below). Depends on the whole call's batch: not shard-invariant. */
 } dp_mode;
 
 /** Instruction sets with kernels. Order is by capability on each architecture. */
@@ -250,6 +258,64 @@ DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor 
  */
 DP_API dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_out,
                          float *scales_out, size_t *kept_count, size_t *kept_indices);
+
+/* ---------------------------------------------------------------- sample compaction */
+/*
+ * Run the residual branch only on the kept samples (stochastic depth's
+ * saving): dp_compact_gather draws the mask and copies the kept samples of
+ * the branch input into a compact batch of k samples; the branch runs on
+ * those k; dp_compact_forward joins its output back into the residual
+ * stream.  Backward: dp_compact_backward gives the branch's output gradient
+ * for the k kept samples (and grad_x), dp_compact_scatter_add adds the
+ * branch's input gradient back into grad_x.  The results are bit for bit
+ * those of dp_forward / dp_backward with a branch that acts on each sample
+ * alone.  A compact tensor has kept_count samples, of the shape's T rows of
+ * D elements each, laid out as its own strides say; kept_indices are the
+ * ascending sample indices b of the kept samples, as dp_compact_gather or
+ * dp_mask return them (checked: strictly ascending, below B, else
+ * DP_ERR_BAD_ARGUMENT).  s is the scale of kept samples: 1/keep (or 1) in
+ * row and batch mode, B/k in exact-k mode (see the mode).
+ */
+
+/**
+ * Draws the call's mask (as dp_mask) and gathers the kept samples:
+ * dst[i] = src[kept_indices[i]] for i < k, a copy (dst and src have one
+ * dtype, any).  kept_count receives k and kept_indices (room for B entries)
+ * the kept samples; dst is a compact tensor of k samples (checked after the
+ * draw, so it may be sized for k), which must not overlap src or the arrays.
+ */
+DP_API dp_status dp_compact_gather(const dp_params *params, dp_shape shape, dp_tensor dst, dp_tensor src,
+                                   size_t *kept_count, size_t *kept_indices);
+
+/**
+ * Forward join of a compacted branch: out[b] = x[b] for dropped samples and
+ * out[b] = x[b] + s*f_kept[i] for b = kept_indices[i], one pass.  out may be
+ * exactly x: then only kept samples are touched.  f_kept is a compact tensor
+ * of kept_count samples.  dtypes as dp_forward (out, x: X; f_kept: F).
+ */
+DP_API dp_status dp_compact_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                                    dp_tensor f_kept, size_t kept_count, const size_t *kept_indices);
+
+/**
+ * Backward of dp_compact_forward, one pass over grad_out:
+ * grad_f_kept[i] = s*grad_out[kept_indices[i]] (or += with
+ * DP_BWD_ACCUMULATE_GRAD_F), and, if grad_x.data is not NULL, grad_x =
+ * grad_out (or += with DP_BWD_ACCUMULATE_GRAD_X) for every sample.
+ * grad_f_kept is compact (kept_count samples); no output may overlap
+ * another argument.  dtypes as dp_backward.
+ */
+DP_API dp_status dp_compact_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f_kept,
+                                     dp_tensor grad_x, dp_tensor grad_out, size_t kept_count,
+                                     const size_t *kept_indices, uint32_t flags);
+
+/**
+ * Scatter-add of the branch's input gradient: grad_x[kept_indices[i]] +=
+ * grad_in_kept[i] (dropped samples untouched).  grad_in_kept is compact
+ * (kept_count samples) and must not overlap grad_x; dtypes as dp_forward's
+ * (grad_x: X, grad_in_kept: F).  params gives threads and flags only: no mask is drawn.
+ */
+DP_API dp_status dp_compact_scatter_add(const dp_params *params, dp_shape shape, dp_tensor grad_x,
+                                        dp_tensor grad_in_kept, size_t kept_count, const size_t *kept_indices);
 
 /** Per-block drop rates for a network of `depth` blocks under `rule`. */
 DP_API dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out);
