@@ -47,35 +47,60 @@ void ref_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_
 
 float ref_keep(double drop_prob) { return (float)(1.0 - drop_prob); }
 
-float ref_kept_scale(const dp_params *params) {
+size_t ref_exact_k(double drop_prob, size_t batch) {
+  if (batch == 0) return 0;
+  const double want = floor((double)batch * (1.0 - drop_prob));
+  return want < 1.0 ? 1 : want > (double)batch ? batch : (size_t)want;
+}
+
+float ref_kept_scale(const dp_params *params, size_t batch) {
+  if (params->mode == DP_MODE_EXACT_K)
+    return params->scale_by_keep && batch > 0 ? (float)((double)batch / (double)ref_exact_k(params->drop_prob, batch))
+                                              : 1.0f;
   const float keep = ref_keep(params->drop_prob);
   if (params->scale_by_keep && keep > 0.0f) return 1.0f / keep;
   return 1.0f;
 }
 
-int ref_is_kept(const dp_params *params, size_t b) {
-  const uint64_t g = params->mode == DP_MODE_BATCH ? UINT64_MAX : params->sample_base + (uint64_t)b;
+/* Word 0 of Philox at counter g (the row-mode counter of global sample g). */
+static uint32_t ref_word0(const dp_params *params, uint64_t g) {
   const uint32_t counter[4] = {(uint32_t)(g & 0xffffffffu), (uint32_t)(g >> 32),
                                (uint32_t)(params->offset & 0xffffffffu), (uint32_t)(params->offset >> 32)};
   const uint32_t key[2] = {(uint32_t)(params->seed & 0xffffffffu), (uint32_t)(params->seed >> 32)};
   uint32_t w[4];
   ref_philox4x32_10(counter, key, w);
+  return w[0];
+}
+
+int ref_is_kept(const dp_params *params, size_t batch, size_t b) {
+  if (params->mode == DP_MODE_EXACT_K) {
+    /* Kept iff fewer than k samples have a smaller (word, index) pair: the
+     * rank, counted directly (the library selects instead). */
+    const uint32_t wb = ref_word0(params, params->sample_base + (uint64_t)b);
+    size_t rank = 0;
+    for (size_t j = 0; j < batch; j++) {
+      const uint32_t wj = ref_word0(params, params->sample_base + (uint64_t)j);
+      rank += wj < wb || (wj == wb && j < b);
+    }
+    return rank < ref_exact_k(params->drop_prob, batch);
+  }
+  const uint64_t g = params->mode == DP_MODE_BATCH ? UINT64_MAX : params->sample_base + (uint64_t)b;
   /* u = (w0 >> 8) * 2^-24, compared in double: both sides are exact there. */
-  const double u = (double)(w[0] >> 8) / 16777216.0;
+  const double u = (double)(ref_word0(params, g) >> 8) / 16777216.0;
   return u < (double)ref_keep(params->drop_prob);
 }
 
-float ref_sample_scale(const dp_params *params, size_t b) {
-  return ref_is_kept(params, b) ? ref_kept_scale(params) : 0.0f;
+float ref_sample_scale(const dp_params *params, size_t batch, size_t b) {
+  return ref_is_kept(params, batch, b) ? ref_kept_scale(params, batch) : 0.0f;
 }
 
 void ref_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,
               size_t *kept_count, size_t *kept_indices) {
   size_t kept = 0;
   for (size_t b = 0; b < batch; b++) {
-    const int k = ref_is_kept(params, b);
+    const int k = ref_is_kept(params, batch, b);
     if (keep_out) keep_out[b] = (uint8_t)(k ? 1 : 0);
-    if (scales_out) scales_out[b] = k ? ref_kept_scale(params) : 0.0f;
+    if (scales_out) scales_out[b] = k ? ref_kept_scale(params, batch) : 0.0f;
     if (k) {
       if (kept_indices) kept_indices[kept] = b;
       kept++;
@@ -212,7 +237,7 @@ static void residual_add(dp_shape shape, const dp_tensor *out, const dp_tensor *
 void ref_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
                  float *scales_out) {
   for (size_t b = 0; b < shape.batch; b++) {
-    const float s = ref_sample_scale(params, b);
+    const float s = ref_sample_scale(params, shape.batch, b);
     if (scales_out) scales_out[b] = s;
     residual_add(shape, &out, &x, &f, b, s);
   }
@@ -227,7 +252,7 @@ void ref_inference_add(const dp_params *params, dp_shape shape, dp_tensor out, d
 void ref_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
                    float *scales_out) {
   for (size_t b = 0; b < shape.batch; b++) {
-    const float s = ref_sample_scale(params, b);
+    const float s = ref_sample_scale(params, shape.batch, b);
     if (scales_out) scales_out[b] = s;
     for (size_t r = 0; r < rows_of(shape); r++) {
       for (size_t d = 0; d < shape.dim; d++) {
@@ -243,7 +268,7 @@ void ref_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_
   const int acc_f = (flags & DP_BWD_ACCUMULATE_GRAD_F) != 0;
   const int acc_x = (flags & DP_BWD_ACCUMULATE_GRAD_X) != 0;
   for (size_t b = 0; b < shape.batch; b++) {
-    const float s = scales ? scales[b] : ref_sample_scale(params, b);
+    const float s = scales ? scales[b] : ref_sample_scale(params, shape.batch, b);
     for (size_t r = 0; r < rows_of(shape); r++) {
       for (size_t d = 0; d < shape.dim; d++) {
         const float g = load(&grad_out, b, r, d);

@@ -25,12 +25,15 @@ void ref_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_
 
 /* keep = (float)(1 - drop_prob). */
 float ref_keep(double drop_prob);
-/* s: 1/keep when scale_by_keep and keep > 0, else 1. */
-float ref_kept_scale(const dp_params *params);
-/* Nonzero if sample b of the call (b counts from the call's first sample) is kept. */
-int ref_is_kept(const dp_params *params, size_t b);
+/* s of a call of `batch` samples: 1/keep when scale_by_keep and keep > 0,
+ * else 1; exact-k mode: batch/k when scale_by_keep, else 1. */
+float ref_kept_scale(const dp_params *params, size_t batch);
+/* k of an exact-k call: max(floor(batch*(1 - drop_prob)), 1), 0 for an empty batch. */
+size_t ref_exact_k(double drop_prob, size_t batch);
+/* Nonzero if sample b of a call of `batch` samples (b counts from the call's first sample) is kept. */
+int ref_is_kept(const dp_params *params, size_t batch, size_t b);
 /* s if sample b is kept, else 0. */
-float ref_sample_scale(const dp_params *params, size_t b);
+float ref_sample_scale(const dp_params *params, size_t batch, size_t b);
 
 /* Same outputs as dp_mask (each may be NULL). */
 void ref_mask(const dp_params *params, size_t batch, uint8_t *keep_out, float *scales_out,

@@ -201,7 +201,8 @@ static void case_random(api_case *c, tu_rng *rng, int op) {
   pick_dtypes(rng, c);
   dp_params_init(&c->p);
   c->p.drop_prob = pick_prob(rng);
-  c->p.mode = tu_range(rng, 0, 4) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+  static const int modes[] = {DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW};
+  c->p.mode = modes[tu_range(rng, 0, 4)];
   c->p.scale_by_keep = tu_range(rng, 0, 2) != 0;
   c->p.seed = tu_next(rng);
   c->p.offset = tu_range(rng, 0, 1) ? tu_next(rng) : tu_range(rng, 0, 100);
@@ -632,6 +633,7 @@ static void test_mask_split_by_sample_base(void **state) {
   for (size_t it = 0; it < iters_div(3); it++) {
     api_case c;
     case_random(&c, &rng, OP_FWD);
+    if (c.p.mode == DP_MODE_EXACT_K) c.p.mode = DP_MODE_ROW; /* exact-k selects over the call: not split-invariant */
     const size_t B = tu_range(&rng, 1, 600);
     float *whole = malloc(B * 4), *parts = malloc(B * 4);
     size_t *wi = malloc(B * sizeof(size_t)), *pi = malloc(B * sizeof(size_t));
@@ -700,7 +702,7 @@ static void test_mask_keep_boundary(void **state) {
       assert_int_equal(out[b] != 0.0f, want);
       assert_int_equal(dp_backward(&p, s, tg, none, tx, NULL, 0), DP_OK);
       assert_int_equal(gf[b] != 0.0f, want);
-      assert_int_equal(ref_is_kept(&p, b), want);
+      assert_int_equal(ref_is_kept(&p, B, b), want);
     }
   }
 }
@@ -815,7 +817,7 @@ static void test_dropped_rows_are_x(void **state) {
     const dp_tensor out = view(&c, R0, SIDE_LIB, 0);
     const role *xr = &c.r[R1];
     for (size_t b = 0; b < c.shape.batch; b++) {
-      if (ref_is_kept(&c.p, b)) continue;
+      if (ref_is_kept(&c.p, c.shape.batch, b)) continue;
       for (size_t t = 0; t < rows_of(c.shape); t++) {
         const size_t at = b * out.sample_stride + t * out.seq_stride;
         const unsigned char *o = (const unsigned char *)out.data + xr->es * at;
@@ -851,7 +853,7 @@ static void test_drop_path_dropped_are_zero_bits(void **state) {
     case_check(&c, __func__);
     const dp_tensor out = view(&c, R0, SIDE_LIB, 0);
     for (size_t b = 0; b < c.shape.batch; b++) {
-      if (ref_is_kept(&c.p, b)) continue;
+      if (ref_is_kept(&c.p, c.shape.batch, b)) continue;
       for (size_t t = 0; t < rows_of(c.shape); t++) {
         const size_t at = b * out.sample_stride + t * out.seq_stride;
         const unsigned char *o = (const unsigned char *)out.data + xr->es * at;
@@ -874,7 +876,8 @@ static void test_backward_consistent_with_forward(void **state) {
     p.seed = tu_next(&rng);
     p.offset = tu_next(&rng);
     p.sample_base = tu_range(&rng, 0, 1000);
-    p.mode = tu_range(&rng, 0, 3) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+    static const int modes[] = {DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_ROW, DP_MODE_ROW};
+    p.mode = modes[tu_range(&rng, 0, 3)];
     p.scale_by_keep = (int)tu_range(&rng, 0, 1);
     const dp_shape s = pick_shape(&rng);
     const size_t n = s.batch * rows_of(s) * s.dim;
@@ -898,7 +901,7 @@ static void test_backward_consistent_with_forward(void **state) {
     assert_memory_equal(gf1, gf2, n * 4);
     const size_t row = rows_of(s) * s.dim;
     for (size_t b = 0; b < s.batch; b++) {
-      assert_true(sf[b] == 0.0f || sf[b] == ref_kept_scale(&p));
+      assert_true(sf[b] == 0.0f || sf[b] == ref_kept_scale(&p, s.batch));
       for (size_t e = 0; e < row; e++) {
         const size_t i = b * row + e;
         if (sf[b] == 0.0f) {
@@ -936,13 +939,16 @@ static void test_split_calls(void **state) {
     dp_params p = c.p;
     p.num_threads = 1;
     const size_t B = c.shape.batch, D = c.shape.dim;
-    for (size_t b0 = 0; b0 < B;) {
+    /* Exact-k selects over the whole call, so only its columns split. */
+    for (size_t b0 = 0; b0 < B && p.mode != DP_MODE_EXACT_K;) {
       const size_t nb = tu_range(&rng, 1, B - b0);
       assert_int_equal(case_call_part(&c, &p, b0, nb, 0, D), DP_OK);
       b0 += nb;
+      if (b0 == B) {
+        case_check(&c, "split by samples");
+        case_reset(&c);
+      }
     }
-    case_check(&c, "split by samples");
-    case_reset(&c);
     for (size_t d0 = 0; d0 < D;) {
       const size_t nd = tu_range(&rng, 1, D - d0);
       assert_int_equal(case_call_part(&c, &p, 0, B, d0, nd), DP_OK);
@@ -1240,7 +1246,7 @@ static void test_forbidden_accesses_fault(void **state) {
       const dp_tensor rta = {ra, DP_F32, page_floats, D}, rtb = {rb, DP_F32, page_floats, D},
                       rtout = {ro, DP_F32, page_floats, D};
       for (size_t i = 0; i < B; i++) {
-        if (ref_is_kept(&p, i)) continue;
+        if (ref_is_kept(&p, B, i)) continue;
         switch (kind) {
           case PG_FWD: pages_protect(&b, i, PROT_NONE); break; /* f */
           case PG_FWD_INPLACE:

@@ -179,7 +179,7 @@ static void params_cases(int op) {
     set_ctx("%s: drop_prob %.17g accepted", op_names[op], good_p[k]);
     EXPECT(DP_OK, run(&c));
   }
-  const int bad_mode[] = {2, -1, 7, INT_MAX, INT_MIN};
+  const int bad_mode[] = {3, -1, 7, INT_MAX, INT_MIN};
   for (size_t k = 0; k < sizeof bad_mode / sizeof bad_mode[0]; k++) {
     c = base_call(op);
     c.p.mode = bad_mode[k];
@@ -579,8 +579,8 @@ static void test_mask_contract(void **state) {
     EXPECT(DP_OK, run_mask(&m));
   }
   m = mask_base();
-  m.p.mode = 2;
-  set_ctx("dp_mask: mode 2");
+  m.p.mode = 3;
+  set_ctx("dp_mask: mode 3");
   EXPECT(DP_ERR_BAD_MODE, run_mask(&m));
   m = mask_base();
   m.p.mode = -1;

@@ -23,8 +23,12 @@ static DP_NOINLINE dp_status mask(const dp_params *params, size_t batch, uint8_t
   if ((st = dp_check_args(&mask_args, &shape, NULL, a, &unused)) != DP_OK) return st;
 
   if (!keep_out && !scales_out && !kept_count && !kept_indices) return DP_OK; /* nothing asked */
+  if (params->mode == DP_MODE_EXACT_K && !keep_out && !scales_out && !kept_indices) {
+    *kept_count = dp_exact_k_count(params->drop_prob, batch); /* B may be unchecked: no selection */
+    return DP_OK;
+  }
   dp_mask_ctx ctx;
-  dp_mask_ctx_init(&ctx, params);
+  dp_mask_ctx_init(&ctx, params, batch);
   /* Scales go straight to scales_out when asked for (it overlaps nothing),
    * else through a block; each other output is then a pass of its own, so
    * the common ones (keep bytes, a count) compile without branches. */

@@ -13,12 +13,21 @@
 #include "core/philox.h"
 #include "droppath/droppath.h"
 
+/* An exact-k call's cut: sample b is kept iff (w0(b), b) <= (word, index)
+ * in lexicographic order (droppath.h, "Exact-k"). */
+typedef struct dp_exact_cut {
+  uint32_t word;
+  size_t index;
+} dp_exact_cut;
+
 /* Everything needed to decide keep/drop for any sample of one call. */
 typedef struct dp_mask_ctx {
   uint64_t seed, offset, sample_base;
   float keep;  /* (float)(1 - drop_prob) */
   float scale; /* s for kept samples */
   int batch_mode;
+  int exact;         /* exact-k mode: kept iff at or below cut */
+  dp_exact_cut cut;  /* exact-k: the k-th smallest (w0, b) of the call */
 } dp_mask_ctx;
 
 /* keep = (float)(1 - drop_prob) and the scale of kept samples: the one
@@ -34,7 +43,19 @@ static inline void dp_keep_and_scale(const dp_params *params, float *keep, float
   *scale = params->scale_by_keep && k > 0.0f ? 1.0f / divisor : 1.0f;
 }
 
-void dp_mask_ctx_init(dp_mask_ctx *ctx, const dp_params *params);
+/* k of an exact-k call of B samples: max(floor(B*(1 - drop_prob)), 1), 0 when B == 0. */
+size_t dp_exact_k_count(double drop_prob, size_t B);
+/* The cut of an exact-k call keeping k of B >= k >= 1 samples. With
+ * use_memory, selection over B keys (a temporary block of B entries when B
+ * fits 32 bits and the memory is there); otherwise, or as the fallback, a
+ * memory-free bisection over the 32-bit words (33 passes over the samples).
+ * Both give the same cut: tests compare them. */
+dp_exact_cut dp_exact_k_cut(uint64_t seed, uint64_t offset, uint64_t sample_base, size_t B, size_t k,
+                            int use_memory);
+
+/* The mask of a call of `batch` samples (exact-k mode needs the batch to
+ * find its cut). */
+void dp_mask_ctx_init(dp_mask_ctx *ctx, const dp_params *params, size_t batch);
 /* Scale of sample b of the call: ctx->scale if kept, 0.0f if dropped. */
 float dp_mask_sample_scale(const dp_mask_ctx *ctx, size_t b);
 /* scales[i] = scale of sample b0 + i, for i < n (lane-parallel Philox). */

@@ -104,7 +104,9 @@ static inline void dp_job_draw(dp_job *j, const dp_params *params, const float *
     j->scales = drawn;
     return;
   }
-  dp_mask_ctx_init(&j->mask, params);
+  /* With D == 0 and no scales asked for nothing is drawn, and B (then
+   * unchecked: no tensor spans it) must not size an exact-k selection. */
+  dp_mask_ctx_init(&j->mask, params, dst || j->D != 0 ? j->B : 0);
   j->scales = dp_scales_prepare(&j->mask, j->B, j->D, dst, stack_buf, heap);
 }
 

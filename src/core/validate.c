@@ -9,7 +9,8 @@ dp_status dp_check_params(const dp_params *params) {
   /* NaN fails both comparisons' complements, so test it explicitly. */
   if (isnan(params->drop_prob) || params->drop_prob < 0.0 || params->drop_prob > 1.0)
     return DP_ERR_BAD_PROBABILITY;
-  if (params->mode != DP_MODE_ROW && params->mode != DP_MODE_BATCH) return DP_ERR_BAD_MODE;
+  if (params->mode != DP_MODE_ROW && params->mode != DP_MODE_BATCH && params->mode != DP_MODE_EXACT_K)
+    return DP_ERR_BAD_MODE;
   const uint32_t known = DP_FLAG_STREAM_NEVER | DP_FLAG_STREAM_ALWAYS;
   if ((params->flags & ~known) != 0) return DP_ERR_BAD_FLAGS;
   if ((params->flags & known) == known) return DP_ERR_BAD_FLAGS; /* contradictory */

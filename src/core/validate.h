@@ -53,11 +53,13 @@ typedef struct dp_tensor_role {
   unsigned char output;      /* written by the operation */
   unsigned char optional;    /* data == NULL means absent (else NULL is an error when not empty) */
   unsigned char may_be;      /* bit i: an output may be exactly tensor i (the same elements) */
+  unsigned char compact;     /* holds the call's kept samples only (sample compaction) */
 } dp_tensor_role;
 
 typedef struct dp_array_role {
   unsigned char output;
   unsigned char per_sample; /* B elements, else one */
+  unsigned char per_kept;   /* the kept count's elements (sample compaction), else as per_sample */
   unsigned char elem_size;  /* bytes */
 } dp_array_role;
 
@@ -83,19 +85,22 @@ typedef struct dp_op_args {
  * a call with several faults): each tensor, the dtypes, each array, then
  * overlaps (an output may share memory with another argument only by being
  * exactly a tensor its role names). tensors[i] has NULL data for an absent
- * optional tensor; arrays[i] may be NULL. Yields the combo.
+ * optional tensor; arrays[i] may be NULL. Compact roles have `kept` samples
+ * (dp_check_args: none). Yields the combo.
  * Inline, with spec a constant table: the loops unroll into the straight
  * checks a hand-written entry point would make (a tiny call pays every one).
  */
-DP_ALWAYS_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape *shape, const dp_tensor *const tensors[],
-                                        const void *const arrays[], dp_combo *combo) {
+DP_ALWAYS_INLINE dp_status dp_check_args_kept(const dp_op_args *spec, const dp_shape *shape, size_t kept,
+                                             const dp_tensor *const tensors[], const void *const arrays[],
+                                             dp_combo *combo) {
   dp_extent e[DP_MAX_TENSORS + DP_MAX_ARRAYS];
   dp_status st;
   const int nt = spec->n_tensors, na = spec->n_arrays;
+  const dp_shape kept_shape = {kept, shape->seq, shape->dim};
   DP_UNROLL for (int i = 0; i < nt; i++) {
     e[i].lo = e[i].hi = NULL;
     if (spec->tensor[i].optional && !tensors[i]->data) continue;
-    if ((st = dp_check_tensor(tensors[i], shape, &e[i])) != DP_OK) return st;
+    if ((st = dp_check_tensor(tensors[i], spec->tensor[i].compact ? &kept_shape : shape, &e[i])) != DP_OK) return st;
   }
   if (nt > 0) {
     const int x = tensors[spec->x_role]->dtype, f = tensors[spec->f_role]->dtype;
@@ -110,7 +115,7 @@ DP_ALWAYS_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape 
   DP_UNROLL for (int a = 0; a < na; a++) {
     e[nt + a].lo = e[nt + a].hi = NULL;
     if (!arrays[a]) continue;
-    const size_t n = spec->array[a].per_sample ? shape->batch : 1;
+    const size_t n = spec->array[a].per_kept ? kept : spec->array[a].per_sample ? shape->batch : 1;
     if ((st = dp_check_array(arrays[a], n, spec->array[a].elem_size, &e[nt + a])) != DP_OK) return st;
   }
   /* Each output against every other argument (inputs may share memory). */
@@ -124,6 +129,12 @@ DP_ALWAYS_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape 
     }
   }
   return DP_OK;
+}
+
+/* A call without compact roles. */
+DP_ALWAYS_INLINE dp_status dp_check_args(const dp_op_args *spec, const dp_shape *shape, const dp_tensor *const tensors[],
+                                        const void *const arrays[], dp_combo *combo) {
+  return dp_check_args_kept(spec, shape, 0, tensors, arrays, combo);
 }
 
 #endif /* DP_CORE_VALIDATE_H */

@@ -136,7 +136,7 @@ static void decode_params(fz_case *c, fz_reader *r) {
   c->params_null = misc == 0xff;
   c->prm.drop_prob = decode_prob(r);
   static const int modes[] = {DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_BATCH,
-                              DP_MODE_BATCH, DP_MODE_ROW, 2, -1};
+                              DP_MODE_BATCH, DP_MODE_EXACT_K, 3, -1};
   c->prm.mode = modes[misc & 7];
   c->prm.scale_by_keep = (misc >> 3) & 1 ? 0 : 1;
   static const int threads[] = {0, 1, 2, 0, 1, 2, 3, -1};
@@ -481,7 +481,7 @@ static int params_valid(const fz_case *c) {
   if (c->params_null) return 0;
   const dp_params *p = &c->prm;
   if (isnan(p->drop_prob) || p->drop_prob < 0.0 || p->drop_prob > 1.0) return 0;
-  if (p->mode != DP_MODE_ROW && p->mode != DP_MODE_BATCH) return 0;
+  if (p->mode != DP_MODE_ROW && p->mode != DP_MODE_BATCH && p->mode != DP_MODE_EXACT_K) return 0;
   if ((p->flags & ~3u) || p->flags == 3u) return 0;
   return p->num_threads >= 0;
 }
