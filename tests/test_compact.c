@@ -316,6 +316,52 @@ static void test_exact_k_cut_paths_agree(void **state) {
   assert_true(found);
 }
 
+/* The exact-k vectors tools/droppath_ref.py wrote (an independent Python
+ * model of the rule): dp_mask keeps the same samples with the same scale. */
+static void test_exact_k_vectors(void **state) {
+  (void)state;
+  FILE *fh = fopen(DP_TEST_DATA_DIR "/droppath_exact_k.txt", "r");
+  assert_non_null(fh);
+  char line[8192];
+  size_t lines = 0;
+  while (fgets(line, sizeof line, fh)) {
+    if (line[0] == '#' || line[0] == '\n') continue;
+    unsigned long long seed, offset, base;
+    size_t batch, k;
+    double p, s;
+    int used = 0;
+    assert_int_equal(sscanf(line, "%llx %llx %llx %zu %lf %lf %zu %n", &seed, &offset, &base, &batch, &p, &s, &k, &used), 7);
+    size_t want[300], got[300], got_k = 0;
+    float sc[300];
+    assert_true(batch <= 300 && k <= batch);
+    const char *q = line + used;
+    for (size_t i = 0; i < k; i++) {
+      char *end;
+      want[i] = (size_t)strtoull(q, &end, 10);
+      assert_true(end != q);
+      q = *end == ',' ? end + 1 : end;
+    }
+    dp_params prm;
+    dp_params_init(&prm);
+    prm.mode = DP_MODE_EXACT_K;
+    prm.seed = seed;
+    prm.offset = offset;
+    prm.sample_base = base;
+    prm.drop_prob = p;
+    assert_int_equal(dp_mask(&prm, batch, NULL, sc, &got_k, got), DP_OK);
+    assert_int_equal(got_k, k);
+    assert_memory_equal(got, want, k * sizeof(size_t));
+    for (size_t b = 0, i = 0; b < batch; b++) {
+      const int kept = i < k && want[i] == b;
+      assert_true(sc[b] == (kept ? (float)s : 0.0f));
+      i += kept;
+    }
+    lines++;
+  }
+  fclose(fh);
+  assert_true(lines >= 70);
+}
+
 /* ---------------------------------------------------------------- contract */
 
 /* Every bad call returns its status and leaves every output byte alone. */
@@ -393,6 +439,7 @@ int main(void) {
   const struct CMUnitTest once[] = {
       cmocka_unit_test(test_exact_k_rule),
       cmocka_unit_test(test_exact_k_cut_paths_agree),
+      cmocka_unit_test(test_exact_k_vectors),
       cmocka_unit_test(test_compact_contract),
   };
   const struct CMUnitTest per_isa[] = {cmocka_unit_test(test_compact_equals_dense)};

@@ -272,7 +272,8 @@ DP_API dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_ou
  * alone.  A compact tensor has kept_count samples, of the shape's T rows of
  * D elements each, laid out as its own strides say; kept_indices are the
  * ascending sample indices b of the kept samples, as dp_compact_gather or
- * dp_mask return them (checked: strictly ascending, below B, else
+ * dp_mask return them (checked after every other argument: present,
+ * strictly ascending, below B, else DP_ERR_NULL_POINTER or
  * DP_ERR_BAD_ARGUMENT).  s is the scale of kept samples: 1/keep (or 1) in
  * row and batch mode, B/k in exact-k mode (see the mode).
  */
