@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages a task needs, skipping what is present.
-# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind] [mpi]
+# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind] [mpi] [python] [torchbench]
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -15,6 +15,10 @@ for group in "$@"; do
     fuzz) want+=(clang libclang-rt-14-dev libomp-dev) ;;
     valgrind) want+=(valgrind) ;;
     mpi) want+=(openmpi-bin libopenmpi-dev) ;; # the MPI data-parallel example and its test
+    # The Python package's tests: Debian's torch, pytest, venv for the offline install test.
+    python) want+=(python3 python3-torch python3-numpy python3-pytest python3-venv) ;;
+    # Its benchmark: Debian's torch uses the reference BLAS unless OpenBLAS is installed.
+    torchbench) want+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
     *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
   esac
 done

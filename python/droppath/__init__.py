@@ -1,0 +1,38 @@
+"""DropPath / Stochastic Depth for PyTorch on CPUs, backed by libdroppath.
+
+    import droppath
+    drop = droppath.DropPath(0.1)                  # timm's DropPath
+    sd = droppath.StochasticDepth(0.1, "row")      # torchvision's StochasticDepth
+    join = droppath.ResidualDropPath(0.1)          # x + drop_path(f) in one pass
+    out = join(x, f)
+
+The library is found through DROPPATH_LIBRARY, then a copy carried by the
+package, then the system loader (see droppath._lib), on first use.
+"""
+
+from ._lib import DropPathError, LibraryNotFoundError, library_path
+from ._ops import REGISTERED as TORCH_OPS_REGISTERED
+from .functional import drop_path, drop_path_add, drop_rates, mask, stochastic_depth
+from .modules import (DropPath, ResidualDropPath, StochasticDepth, mask_modules, seed_all,
+                      set_sample_base)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DropPath", "StochasticDepth", "ResidualDropPath", "drop_path", "drop_path_add",
+    "stochastic_depth", "mask", "drop_rates", "set_sample_base", "seed_all", "mask_modules",
+    "library_path", "library_info", "DropPathError", "LibraryNotFoundError",
+    "TORCH_OPS_REGISTERED",
+]
+
+
+def library_info():
+    """What the package runs on: path, version, active ISA, OpenMP."""
+    from . import _lib
+    lib = _lib.lib()
+    return {
+        "path": _lib.library_path(),
+        "version": lib.dp_version_string().decode(),
+        "isa": lib.dp_isa_name(lib.dp_active_isa()).decode(),
+        "openmp": bool(lib.dp_has_openmp()),
+    }

@@ -1,0 +1,95 @@
+"""The tensor-level calls: torch tensors in, libdroppath through ctypes, torch tensors out.
+
+These run without autograd (the autograd.Function in functional.py wraps
+them) and expect checked arguments: CPU, strided, supported dtypes, batch
+first.  Each returns new tensors; the inputs are never written.
+"""
+
+import ctypes
+
+import torch
+
+from . import _layout
+from . import _lib
+
+# (x dtype, f dtype) pairs dp_forward and dp_backward have kernels for.
+RESIDUAL_COMBOS = frozenset([
+    (torch.float32, torch.float32), (torch.bfloat16, torch.bfloat16),
+    (torch.float16, torch.float16), (torch.float32, torch.bfloat16),
+    (torch.float32, torch.float16)])
+
+
+def _scales_ptr(scales):
+    return ctypes.c_void_p(scales.data_ptr())
+
+
+def residual_forward(x, f, params):
+    """out = x + m*s*f (dp_forward); returns (out, scales) with B float32 scales."""
+    out = torch.empty_like(x)
+    if x.numel() == 0:
+        return out, _mask_scales(params, x.shape[0])
+    scales = torch.empty(x.shape[0], dtype=torch.float32)
+    r, (out, x, f) = _layout.rows([out, x, f])
+    _lib.check("dp_forward", _lib.lib().dp_forward(
+        ctypes.byref(params), r.shape(), r.view(0, out), r.view(1, x), r.view(2, f),
+        _scales_ptr(scales)))
+    return out, scales
+
+
+def drop_path_forward(x, params):
+    """out = m*s*x (dp_drop_path); returns (out, scales)."""
+    out = torch.empty_like(x)
+    if x.numel() == 0:
+        return out, _mask_scales(params, x.shape[0])
+    scales = torch.empty(x.shape[0], dtype=torch.float32)
+    r, (out, x) = _layout.rows([out, x])
+    _lib.check("dp_drop_path", _lib.lib().dp_drop_path(
+        ctypes.byref(params), r.shape(), r.view(0, out), r.view(1, x), _scales_ptr(scales)))
+    return out, scales
+
+
+def branch_backward(grad_out, scales, branch_dtype, num_threads):
+    """grad_f = m*s*grad_out (dp_backward with the saved scales), in branch_dtype."""
+    grad_f = torch.empty_like(grad_out, dtype=branch_dtype)
+    if grad_out.numel() == 0:
+        return grad_f
+    r, (grad_f, grad_out) = _layout.rows([grad_f, grad_out])
+    params = _lib.make_params(0.0, num_threads=num_threads)  # the mask comes from scales
+    # grad_x is not written (NULL data): autograd passes grad_out on to x itself.
+    no_grad_x = _lib.TensorView(None, _layout.DTYPES[grad_out.dtype], r.dim, r.dim)
+    _lib.check("dp_backward", _lib.lib().dp_backward(
+        ctypes.byref(params), r.shape(), r.view(0, grad_f), no_grad_x, r.view(1, grad_out),
+        _scales_ptr(scales), 0))
+    return grad_f
+
+
+def residual_inference(x, f, params):
+    """out = x + f, or x + keep*f without scale_by_keep (dp_inference_add)."""
+    out = torch.empty_like(x)
+    if x.numel() == 0:
+        return out
+    r, (out, x, f) = _layout.rows([out, x, f])
+    _lib.check("dp_inference_add", _lib.lib().dp_inference_add(
+        ctypes.byref(params), r.shape(), r.view(0, out), r.view(1, x), r.view(2, f)))
+    return out
+
+
+def _mask_scales(params, batch):
+    scales = torch.empty(batch, dtype=torch.float32)
+    if batch:
+        _lib.check("dp_mask", _lib.lib().dp_mask(
+            ctypes.byref(params), batch, None, _scales_ptr(scales), None, None))
+    return scales
+
+
+def mask(params, batch):
+    """(keep flags as bool, scales as float32) of one call (dp_mask)."""
+    scales = _mask_scales(params, batch)
+    return scales != 0, scales
+
+
+def drop_rates(rule, rate, depth):
+    """dp_drop_rates as a list of floats."""
+    out = (ctypes.c_double * depth)()
+    _lib.check("dp_drop_rates", _lib.lib().dp_drop_rates(rule, rate, depth, out))
+    return list(out)

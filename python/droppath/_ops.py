@@ -1,0 +1,84 @@
+"""The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add}.
+
+Registered through torch.library (torch >= 1.12: ``Library(ns, "DEF")``,
+``define``, ``impl`` for the CPU key) so they show up to the dispatcher,
+profilers and ``torch.ops`` like any operator; the autograd.Functions in
+functional.py call them.  Where torch has no torch.library, or the namespace
+is taken (the package loaded twice from two places), the same Python
+functions are called directly: ``REGISTERED`` says which.
+
+Schema ints are int64, so the uint64 seed, offset and sample_base travel as
+their two's-complement int64 value.
+"""
+
+import torch
+
+from . import _kernels
+from . import _lib
+
+NAMESPACE = "droppath"
+_SCHEMAS = {
+    "forward": "forward(Tensor x, Tensor f, float drop_prob, int seed, int offset, "
+               "int sample_base, int mode, bool scale_by_keep, int num_threads) -> (Tensor, Tensor)",
+    "drop_path": "drop_path(Tensor x, float drop_prob, int seed, int offset, int sample_base, "
+                 "int mode, bool scale_by_keep, int num_threads) -> (Tensor, Tensor)",
+    "backward": "backward(Tensor grad_out, Tensor scales, ScalarType branch_dtype, "
+                "int num_threads) -> Tensor",
+    "inference_add": "inference_add(Tensor x, Tensor f, float drop_prob, bool scale_by_keep, "
+                     "int num_threads) -> Tensor",
+}
+
+
+def to_int64(u):
+    """A uint64 as the int64 with the same bits."""
+    u &= _lib.MASK64
+    return u - (1 << 64) if u >= 1 << 63 else u
+
+
+def _forward(x, f, drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads):
+    params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
+    return _kernels.residual_forward(x, f, params)
+
+
+def _drop_path(x, drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads):
+    params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
+    return _kernels.drop_path_forward(x, params)
+
+
+def _backward(grad_out, scales, branch_dtype, num_threads):
+    return _kernels.branch_backward(grad_out, scales, branch_dtype, num_threads)
+
+
+def _inference_add(x, f, drop_prob, scale_by_keep, num_threads):
+    params = _lib.make_params(drop_prob, scale_by_keep=scale_by_keep, num_threads=num_threads)
+    return _kernels.residual_inference(x, f, params)
+
+
+_IMPLS = {"forward": _forward, "drop_path": _drop_path, "backward": _backward,
+          "inference_add": _inference_add}
+
+
+def _register():
+    library = getattr(torch, "library", None)
+    if library is None or not hasattr(library, "Library"):
+        return None
+    try:
+        lib = library.Library(NAMESPACE, "DEF")
+        for name, schema in _SCHEMAS.items():
+            lib.define(schema)
+            lib.impl(name, _IMPLS[name], "CPU")
+    except RuntimeError:  # namespace or operator already defined
+        return None
+    return lib
+
+
+_library = _register()  # kept alive: the registrations go with it
+REGISTERED = _library is not None
+
+if REGISTERED:
+    forward = torch.ops.droppath.forward
+    drop_path = torch.ops.droppath.drop_path
+    backward = torch.ops.droppath.backward
+    inference_add = torch.ops.droppath.inference_add
+else:
+    forward, drop_path, backward, inference_add = _forward, _drop_path, _backward, _inference_add

@@ -1,0 +1,148 @@
+"""Modules: DropPath (timm), StochasticDepth (torchvision), ResidualDropPath (fused x + drop_path(f)).
+
+Each module owns a mask stream: a ``seed`` (drawn from torch's default
+generator when not given, so ``torch.manual_seed`` before building the model
+fixes it) and ``calls``, the number of training-mode forward calls so far.
+Call n draws the mask (seed, offset = n).  Both are int64 buffers, so they
+are saved in ``state_dict`` and a resumed run draws the masks the
+uninterrupted run would have; a state_dict without them (a timm or
+torchvision checkpoint) loads without complaint and keeps the module's own.
+
+``sample_base`` (an attribute, not saved: it belongs to the process, not the
+model) is the global index of this process's first sample: a shard of a
+batch split over processes then gets exactly the masks its samples get in the
+whole batch.  ``set_sample_base(model, n)`` sets it on every module.
+"""
+
+import torch
+from torch import nn
+
+from . import functional as F
+from ._ops import to_int64
+
+_STATE = ("seed", "calls")
+
+
+class _MaskStream(nn.Module):
+    """seed and calls buffers, the sample base and thread count of one module."""
+
+    def __init__(self, seed=None, sample_base=0, num_threads=None, batch_dim=0):
+        super().__init__()
+        seed = F._seed_or_draw(seed)
+        self.register_buffer("seed", torch.tensor(to_int64(seed), dtype=torch.int64))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.int64))
+        self.sample_base = F.check_counter(sample_base, "sample_base")
+        if num_threads is not None:
+            F.check_threads(num_threads)
+        self.num_threads = num_threads
+        self.batch_dim = batch_dim
+
+    def _draw(self):
+        """Keyword arguments of this call's mask; counts the call."""
+        offset = int(self.calls)
+        with torch.no_grad():
+            self.calls.add_(1)
+        return dict(seed=int(self.seed), offset=offset, sample_base=self.sample_base,
+                    num_threads=self.num_threads, batch_dim=self.batch_dim)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        # Checkpoints of timm's and torchvision's modules carry no mask state.
+        for name in _STATE:
+            if prefix + name in missing_keys:
+                missing_keys.remove(prefix + name)
+
+
+class DropPath(_MaskStream):
+    """timm's ``DropPath(drop_prob=0., scale_by_keep=True)``: per sample, out = m*s*x
+    with s = 1/(1-drop_prob); the input itself in eval mode or at drop_prob 0."""
+
+    def __init__(self, drop_prob=0.0, scale_by_keep=True, *, seed=None, sample_base=0,
+                 num_threads=None, batch_dim=0):
+        super().__init__(seed, sample_base, num_threads, batch_dim)
+        self.drop_prob = F.check_prob(drop_prob)
+        self.scale_by_keep = scale_by_keep
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        return F.drop_path(x, self.drop_prob, True, self.scale_by_keep, **self._draw())
+
+    def extra_repr(self):
+        return "drop_prob=%0.3f" % round(self.drop_prob, 3)
+
+
+class StochasticDepth(_MaskStream):
+    """torchvision's ``StochasticDepth(p, mode)``, mode "row" (one draw per sample)
+    or "batch" (one draw per call); ValueError on a bad p or mode."""
+
+    def __init__(self, p, mode, *, seed=None, sample_base=0, num_threads=None, batch_dim=0):
+        super().__init__(seed, sample_base, num_threads, batch_dim)
+        F.check_prob(p, "drop probability")
+        F.check_mode(mode)
+        self.p = p
+        self.mode = mode
+
+    def forward(self, input):
+        if not self.training:
+            F.check_prob(self.p, "drop probability")
+            F.check_mode(self.mode)
+            return input
+        return F.stochastic_depth(input, self.p, self.mode, True, **self._draw())
+
+    def __repr__(self):
+        return "%s(p=%s, mode=%s)" % (self.__class__.__name__, self.p, self.mode)
+
+
+class ResidualDropPath(_MaskStream):
+    """The residual join ``x + drop_path(f)`` fused: ``forward(x, f)``.
+
+    Training: out[b] = x[b] + m[b]*s*f[b] in one pass (dp_forward; backward
+    dp_backward), a dropped sample's f never read.  Eval: x + f, or
+    x + (1-p)*f when scale_by_keep is False (Huang et al.'s test rule)."""
+
+    def __init__(self, drop_prob=0.0, scale_by_keep=True, *, mode="row", seed=None,
+                 sample_base=0, num_threads=None, batch_dim=0):
+        super().__init__(seed, sample_base, num_threads, batch_dim)
+        self.drop_prob = F.check_prob(drop_prob)
+        F.check_mode(mode)
+        self.scale_by_keep = scale_by_keep
+        self.mode = mode
+
+    def forward(self, x, f):
+        if not self.training:
+            return F.drop_path_add(x, f, self.drop_prob, False, scale_by_keep=self.scale_by_keep)
+        return F.drop_path_add(x, f, self.drop_prob, True, scale_by_keep=self.scale_by_keep,
+                               mode=self.mode, **self._draw())
+
+    def extra_repr(self):
+        s = "drop_prob=%0.3f" % round(self.drop_prob, 3)
+        if self.mode != "row":
+            s += ", mode=%s" % self.mode
+        if not self.scale_by_keep:
+            s += ", scale_by_keep=False"
+        return s
+
+
+def mask_modules(model):
+    """The modules of this package in model, in model.modules() order."""
+    return [m for m in model.modules() if isinstance(m, _MaskStream)]
+
+
+def set_sample_base(model, sample_base):
+    """Set the global index of this process's first sample on every module of model."""
+    value = F.check_counter(sample_base, "sample_base")
+    for m in mask_modules(model):
+        m.sample_base = value
+
+
+def seed_all(model, seed):
+    """Give the modules of model the seeds seed, seed+1, ... (model.modules() order)
+    and restart their call counters: one number then fixes every mask of a run."""
+    base = F.check_counter(seed, "seed")
+    with torch.no_grad():
+        for i, m in enumerate(mask_modules(model)):
+            m.seed.fill_(to_int64(base + i))
+            m.calls.zero_()
