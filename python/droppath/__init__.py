@@ -12,6 +12,7 @@ package, then the system loader (see droppath._lib), on first use.
 
 from ._lib import DropPathError, LibraryNotFoundError, library_path
 from ._ops import REGISTERED as TORCH_OPS_REGISTERED
+from ._pool import empty_cache
 from .functional import drop_path, drop_path_add, drop_rates, mask, stochastic_depth
 from .modules import (DropPath, ResidualDropPath, StochasticDepth, mask_modules, seed_all,
                       set_sample_base)
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DropPath", "StochasticDepth", "ResidualDropPath", "drop_path", "drop_path_add",
     "stochastic_depth", "mask", "drop_rates", "set_sample_base", "seed_all", "mask_modules",
-    "library_path", "library_info", "DropPathError", "LibraryNotFoundError",
+    "library_path", "library_info", "empty_cache", "DropPathError", "LibraryNotFoundError",
     "TORCH_OPS_REGISTERED",
 ]
 

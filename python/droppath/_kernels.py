@@ -2,7 +2,8 @@
 
 These run without autograd (the autograd.Function in functional.py wraps
 them) and expect checked arguments: CPU, strided, supported dtypes, batch
-first.  Each returns new tensors; the inputs are never written.
+first.  Each returns new tensors (large ones from _pool.py); the inputs are
+never written.
 """
 
 import ctypes
@@ -11,6 +12,7 @@ import torch
 
 from . import _layout
 from . import _lib
+from . import _pool
 
 # (x dtype, f dtype) pairs dp_forward and dp_backward have kernels for.
 RESIDUAL_COMBOS = frozenset([
@@ -25,7 +27,7 @@ def _scales_ptr(scales):
 
 def residual_forward(x, f, params):
     """out = x + m*s*f (dp_forward); returns (out, scales) with B float32 scales."""
-    out = torch.empty_like(x)
+    out = _pool.empty_like(x)
     if x.numel() == 0:
         return out, _mask_scales(params, x.shape[0])
     scales = torch.empty(x.shape[0], dtype=torch.float32)
@@ -38,7 +40,7 @@ def residual_forward(x, f, params):
 
 def drop_path_forward(x, params):
     """out = m*s*x (dp_drop_path); returns (out, scales)."""
-    out = torch.empty_like(x)
+    out = _pool.empty_like(x)
     if x.numel() == 0:
         return out, _mask_scales(params, x.shape[0])
     scales = torch.empty(x.shape[0], dtype=torch.float32)
@@ -50,7 +52,7 @@ def drop_path_forward(x, params):
 
 def branch_backward(grad_out, scales, branch_dtype, num_threads):
     """grad_f = m*s*grad_out (dp_backward with the saved scales), in branch_dtype."""
-    grad_f = torch.empty_like(grad_out, dtype=branch_dtype)
+    grad_f = _pool.empty_like(grad_out, branch_dtype)
     if grad_out.numel() == 0:
         return grad_f
     r, (grad_f, grad_out) = _layout.rows([grad_f, grad_out])
@@ -65,7 +67,7 @@ def branch_backward(grad_out, scales, branch_dtype, num_threads):
 
 def residual_inference(x, f, params):
     """out = x + f, or x + keep*f without scale_by_keep (dp_inference_add)."""
-    out = torch.empty_like(x)
+    out = _pool.empty_like(x)
     if x.numel() == 0:
         return out
     r, (out, x, f) = _layout.rows([out, x, f])

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""droppath's fused join against PyTorch eager timm-style ``x + drop_path(f)``, in one process.
+
+For each shape (ViT-B 64x197x768, ResNet-50 32x256x56x56) and thread count
+(torch.set_num_threads(n) and the library's num_threads = n, both), it times:
+
+  forward           no autograd: timm's drop_path (bernoulli_ mask, div_, multiply) then
+                    the add, against droppath.drop_path_add (dp_forward)
+  forward+backward  inputs requiring grad, torch.autograd.grad(out, (x, f), g): autograd's
+                    Mul/Add backward against dp_backward through the autograd.Function
+
+Runs alternate (torch, droppath, torch, ...) so drift hits both; the median
+of each is reported.  Target rows: forward >= 5x, forward+backward >= 3x, with
+PASS/MISS.  Ratios compare runs of this process only; absolute times depend
+on the machine and its load.
+
+A second table, for information, repeats the rows with glibc told to keep
+freed memory (what a caching allocator gives torch): the part of the speed-up
+that comes from droppath's output pool rather than from fewer passes.
+
+Usage: bench_torch.py [--reps N] [--threads 1,2] [--p 0.1] [--quick] [--no-allocator-rows]
+(DROPPATH_LIBRARY names the library; tools/bench-torch.sh builds it first.)
+"""
+
+import argparse
+import ctypes
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import droppath  # noqa: E402  (the package of this source tree)
+
+SHAPES = {"ViT-B 64x197x768": (64, 197, 768), "ResNet-50 32x256x56x56": (32, 256, 56, 56)}
+QUICK_SHAPES = {"ViT-S 8x197x384": (8, 197, 384)}
+TARGETS = {"forward": 5.0, "forward+backward": 3.0}
+
+
+def timm_drop_path(x, drop_prob, training=False, scale_by_keep=True):
+    """timm.layers.drop.drop_path, as timm writes it."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = x.new_empty(shape).bernoulli_(keep_prob)
+    if keep_prob > 0.0 and scale_by_keep:
+        random_tensor.div_(keep_prob)
+    return x * random_tensor
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _compare(torch_fn, ours_fn, reps):
+    for _ in range(2):  # warm-up: page faults of fresh outputs, first-call setup
+        torch_fn()
+        ours_fn()
+    a, b = [], []
+    for _ in range(reps):
+        a.append(_timed(torch_fn))
+        b.append(_timed(ours_fn))
+    return statistics.median(a), statistics.median(b)
+
+
+def bench_shape(shape, threads, p, reps):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g)
+    f = torch.randn(shape, generator=g)
+    grad = torch.randn(shape, generator=g)
+    calls = [0]
+
+    def ours(xx, ff):
+        calls[0] += 1
+        return droppath.drop_path_add(xx, ff, p, True, seed=1, offset=calls[0],
+                                      num_threads=threads)
+
+    rows = []
+    with torch.no_grad():
+        t_torch, t_ours = _compare(lambda: x + timm_drop_path(f, p, True),
+                                   lambda: ours(x, f), reps)
+    rows.append(("forward", t_torch, t_ours))
+
+    xg, fg = x.clone().requires_grad_(), f.clone().requires_grad_()
+
+    def torch_step():
+        out = xg + timm_drop_path(fg, p, True)
+        torch.autograd.grad(out, (xg, fg), grad)
+
+    def ours_step():
+        out = ours(xg, fg)
+        torch.autograd.grad(out, (xg, fg), grad)
+
+    t_torch, t_ours = _compare(torch_step, ours_step, reps)
+    rows.append(("forward+backward", t_torch, t_ours))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=11, help="timed runs per case (default 11)")
+    ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    ap.add_argument("--p", type=float, default=0.1, help="drop probability (default 0.1)")
+    ap.add_argument("--quick", action="store_true", help="one small shape, 3 runs: a smoke test")
+    ap.add_argument("--no-allocator-rows", action="store_true",
+                    help="skip the second table (torch with glibc keeping freed memory)")
+    args = ap.parse_args()
+    shapes, reps = (QUICK_SHAPES, 3) if args.quick else (SHAPES, args.reps)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+
+    info = droppath.library_info()
+    print("droppath vs PyTorch eager timm-style x + drop_path(f), p = %g, float32, "
+          "median of %d alternated runs" % (args.p, reps))
+    print("torch %s (BLAS: %s), libdroppath %s (%s, OpenMP %s), %d processors" % (
+        torch.__version__, _blas(), info["version"], info["isa"],
+        "on" if info["openmp"] else "off", os.cpu_count()))
+    print()
+    results = _table(shapes, thread_counts, args.p, reps)
+    print()
+    print("| target | goal | measured | result |")
+    print("|---|---|---|---|")
+    missed = 0
+    for name, n, case, ratio in results:
+        goal = TARGETS[case]
+        ok = ratio >= goal
+        missed += not ok
+        print("| %s, %s, t%d | >= %.1fx | %.2fx | %s |" % (
+            case, name, n, goal, ratio, "PASS" if ok else "MISS"))
+    print()
+    print("targets: %d of %d met" % (len(results) - missed, len(results)))
+    if args.no_allocator_rows:
+        return
+    print()
+    print("For information, no targets: the same rows with glibc keeping freed memory for reuse "
+          "(mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as a caching allocator such as "
+          "jemalloc or tcmalloc would: torch's outputs then skip the page faults that droppath's "
+          "output pool (python/droppath/_pool.py) skips, and the ratios are those of the passes "
+          "over memory alone.")
+    if not _glibc_keep_freed_memory():
+        print("(mallopt refused: not glibc?)")
+        return
+    print()
+    _table(shapes, thread_counts, args.p, reps)
+
+
+def _table(shapes, thread_counts, p, reps):
+    print("| shape | threads | case | torch eager ms | droppath ms | speed-up |")
+    print("|---|---|---|---|---|---|")
+    results = []
+    for name, shape in shapes.items():
+        for n in thread_counts:
+            torch.set_num_threads(n)
+            for case, t_torch, t_ours in bench_shape(shape, n, p, reps):
+                ratio = t_torch / t_ours
+                results.append((name, n, case, ratio))
+                print("| %s | %d | %s | %.2f | %.2f | %.2fx |" % (
+                    name, n, case, t_torch * 1e3, t_ours * 1e3, ratio))
+                sys.stdout.flush()
+    return results
+
+
+def _glibc_keep_freed_memory():
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    try:
+        libc = ctypes.CDLL(None)
+        return libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1) == 1
+    except (OSError, AttributeError):
+        return False
+
+
+def _blas():
+    """The BLAS libraries this process mapped (Debian picks them through alternatives)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "blas" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted("/".join(os.path.realpath(q).split("/")[-2:]) for q in paths)) or "none"
+
+
+if __name__ == "__main__":
+    main()
