@@ -101,6 +101,10 @@ def rows(tensors):
     """Describe tensors of one shape (tensors[0] leading); returns (Rows, tensors),
     the tensors possibly replaced by copies the library can read."""
     tensors = list(tensors)
+    if all(t.is_contiguous() for t in tensors):  # the common case, one row per sample
+        batch = tensors[0].shape[0]
+        n = tensors[0].numel() // batch
+        return Rows(batch, 1, n, [(n, n)] * len(tensors)), tensors
     r = _describe(tensors, _dims_order(tensors[0]))
     if r is not None:
         return r, tensors

@@ -31,6 +31,8 @@ _U64_MIN, _U64_END = -(1 << 63), 1 << 64
 # ---------------------------------------------------------------- argument checks
 
 def check_prob(p, name="drop_prob"):
+    if type(p) is float and 0.0 <= p <= 1.0:  # fast path; NaN fails the comparison
+        return p
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or math.isnan(p) or not 0.0 <= p <= 1.0:
         raise ValueError("%s has to be between 0 and 1, but got %r" % (name, p))
     return float(p)
@@ -44,6 +46,8 @@ def check_mode(mode):
 
 def check_counter(value, name):
     """seed, offset, sample_base: 64-bit counters (an int64's bits are taken as uint64)."""
+    if type(value) is int and 0 <= value < _U64_END:  # fast path
+        return value
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
@@ -97,6 +101,8 @@ def check_residual(x, f):
 
 
 def _batch_first(t, batch_dim):
+    if batch_dim == 0 and type(batch_dim) is int:
+        return t
     if isinstance(batch_dim, bool) or not isinstance(batch_dim, numbers.Integral) or \
             not -t.dim() <= batch_dim < t.dim():
         raise ValueError("batch_dim %r is out of range for a %d-dim tensor" % (batch_dim, t.dim()))
