@@ -103,7 +103,7 @@ def rows(tensors):
     tensors = list(tensors)
     if all(t.is_contiguous() for t in tensors):  # the common case, one row per sample
         batch = tensors[0].shape[0]
-        n = tensors[0].numel() // batch
+        n = tensors[0].numel() // batch if batch else 0
         return Rows(batch, 1, n, [(n, n)] * len(tensors)), tensors
     r = _describe(tensors, _dims_order(tensors[0]))
     if r is not None:

@@ -151,3 +151,8 @@ def test_torch_ops_are_registered_and_callable():
     dp, _ = torch.ops.droppath.drop_path(x, 0.5, 3, 0, 0, 0, True, 0)
     assert torch.equal(dp, droppath.drop_path(x, 0.5, True, seed=3))
     assert_bits_equal(torch.ops.droppath.inference_add(x, f, 0.25, False, 0), x + f * 0.75)
+
+
+def test_a_second_registration_falls_back_to_direct_calls():
+    from droppath import _ops
+    assert _ops._register() is None  # the namespace is taken: callers use the Python functions
