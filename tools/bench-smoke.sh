@@ -10,7 +10,7 @@ build=${DP_BUILD_DIR:-$root/build-bench-smoke}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_BENCH=ON -DDP_BUILD_TESTS=OFF -DDP_WERROR=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 out=$build/smoke.json
-"$build/bench/dp_bench" --dp_suite=short --benchmark_filter='small|tiny|kern/.*/scalar/L1/store|kern/mask_f32/scalar/B8' --benchmark_min_time=0.01 \
+"$build/bench/dp_bench" --dp_suite=short --benchmark_filter='small|tiny|kern/.*/scalar/L1/store|kern/mask_f32/scalar/B8|kern/n(fwd|bwd)_f32/scalar/D768/store' --benchmark_min_time=0.01 \
   --benchmark_repetitions=1 --benchmark_out="$out" --benchmark_out_format=json >/dev/null
 python3 "$root/tools/bench_report.py" "$out" >/dev/null
 python3 - "$out" <<'PY'

@@ -332,6 +332,71 @@ DP_API dp_status dp_drop_rates_stagewise(double rate, const size_t *depths, size
 /** Philox4x32-10 with key (k0, k1) on counter (c0..c3): the mask generator, exposed for tests. */
 DP_API void dp_philox4x32_10(const uint32_t counter[4], const uint32_t key[2], uint32_t out[4]);
 
+/* ---------------------------------------------------------------- residual join + norm */
+
+/** The normalisation of the fused pre-norm join (dp_forward_norm and friends). */
+typedef enum dp_norm_kind {
+  DP_NORM_LAYER = 0, /**< LayerNorm: n = (r - mean) * rstd, rstd = 1/sqrt(var + eps) */
+  DP_NORM_RMS = 1    /**< RMSNorm: n = r * rstd, rstd = 1/sqrt(mean(r*r) + eps) */
+} dp_norm_kind;
+
+/** Flag of dp_backward_norm, beside DP_BWD_ACCUMULATE_GRAD_F and _X. */
+enum {
+  DP_NORM_ACCUMULATE_GRAD_PARAMS = 1u << 2 /**< grad_gamma += ..., grad_beta += ... (else =) */
+};
+
+/**
+ * The norm of a fused call: y = n*gamma + beta over each row of D elements.
+ * Initialise with dp_norm_init(); then set fields.  Row k = b*T + t indexes
+ * mean and rstd whatever the tensors' layout.
+ */
+typedef struct dp_norm {
+  int kind;           /**< dp_norm_kind; default DP_NORM_LAYER */
+  float eps;          /**< added to the variance (mean square); finite and >= 0; default 1e-5 */
+  const float *gamma; /**< D per-channel factors, or NULL (1: not applied) */
+  const float *beta;  /**< D per-channel shifts, or NULL (0: not applied) */
+  float *mean;        /**< B*T row means: written by the forward (RMSNorm writes 0), read by
+                           dp_backward_norm (LayerNorm); NULL in a forward: not saved */
+  float *rstd;        /**< B*T row 1/sqrt(var + eps): written by the forward, read by the backward;
+                           NULL in a forward: not saved */
+} dp_norm;
+
+/** Defaults: LayerNorm, eps 1e-5, no gamma, beta, mean or rstd. */
+DP_API void dp_norm_init(dp_norm *norm);
+
+/**
+ * Training forward of a pre-norm block's join, one pass over memory:
+ *   r[b] = x[b] + m[b]*s*f[b]   (dropped samples: r = x exactly, f not read)
+ *   y    = norm(r) * gamma + beta, each row normalised over its D elements
+ * with norm's mean and rstd saved per row when asked for.  r is the next
+ * residual; y the next branch's input.  The mask is dp_forward's (same
+ * params, same samples kept) and scales_out as there.
+ * r may be exactly x (in place; dropped samples are then not touched) or
+ * have NULL data (not written); y may be exactly f; any other overlap is
+ * DP_ERR_OVERLAP.  dtypes: x and r share the residual type X, f and y the
+ * branch type F, and (X, F) is one of dp_forward's combinations (with X f32
+ * and F bf16/f16: flash-attention's residual_in_fp32).
+ * Arithmetic (README "Fused residual + norm"): the norm is computed on r as
+ * stored (rounded to X); row sums in 16 lane-wise f32 partial sums combined
+ * in a fixed tree; mean = sum/D; var = two-pass sum((r-mean)^2)/D (RMSNorm:
+ * sum(r*r)/D, mean 0); rstd = 1/sqrtf(var + eps); y = ((r - mean)*rstd)*gamma
+ * + beta; no FMA: the same bits on every ISA.
+ * Further checks, after params: norm NULL is DP_ERR_NULL_POINTER, an unknown
+ * kind or an eps that is NaN, negative or infinite DP_ERR_BAD_ARGUMENT; the
+ * arrays are checked in the order gamma, beta, mean, rstd, scales_out.
+ */
+DP_API dp_status dp_forward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y,
+                                 dp_tensor r, dp_tensor x, dp_tensor f, float *scales_out);
+
+/**
+ * Inference form of dp_forward_norm, no randomness: r = x + f when
+ * scale_by_keep, else r = x + keep*f (f not read when keep == 0), as
+ * dp_inference_add; then y = norm(r)*gamma + beta.  r with NULL data is not
+ * written (y is the same bits either way).  Arguments as dp_forward_norm.
+ */
+DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y,
+                                   dp_tensor r, dp_tensor x, dp_tensor f);
+
 /* ---------------------------------------------------------------- dispatch and threads */
 
 /** Lower-case name of an ISA ("scalar", "sse2", "avx2", "avx512", "neon"), or "unknown". */

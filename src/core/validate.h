@@ -40,10 +40,22 @@ static inline int dp_tensors_identical(const dp_tensor *a, const dp_tensor *b, c
          (T == 1 || a->seq_stride == b->seq_stride);
 }
 
+/* B*T rows of a shape (T = 0 counts as 1), or DP_ERR_SIZE_OVERFLOW. */
+static inline dp_status dp_rows_of(const dp_shape *shape, size_t *rows) {
+  const size_t T = shape->seq ? shape->seq : 1;
+#if defined(__GNUC__)
+  return __builtin_mul_overflow(shape->batch, T, rows) ? DP_ERR_SIZE_OVERFLOW : DP_OK;
+#else
+  if (T != 0 && shape->batch > SIZE_MAX / T) return DP_ERR_SIZE_OVERFLOW;
+  *rows = shape->batch * T;
+  return DP_OK;
+#endif
+}
+
 /* ---- role tables */
 
-#define DP_MAX_TENSORS 3
-#define DP_MAX_ARRAYS 4
+#define DP_MAX_TENSORS 5
+#define DP_MAX_ARRAYS 6
 
 /* The dtype class of a tensor role: the residual-stream type X or the branch type F. */
 enum { DP_CLASS_X, DP_CLASS_F };
@@ -58,9 +70,11 @@ typedef struct dp_tensor_role {
 
 typedef struct dp_array_role {
   unsigned char output;
-  unsigned char per_sample; /* B elements, else one */
-  unsigned char per_kept;   /* the kept count's elements (sample compaction), else as per_sample */
+  unsigned char per_sample; /* B elements, else one (unless one of those below) */
+  unsigned char per_kept;   /* the kept count's elements (sample compaction) */
   unsigned char elem_size;  /* bytes */
+  unsigned char per_row;     /* B*T elements (one per row) */
+  unsigned char per_channel; /* D elements (one per element of a row) */
 } dp_array_role;
 
 /* An operation's arguments: tensors (each absent or validated against the
@@ -115,7 +129,9 @@ DP_ALWAYS_INLINE dp_status dp_check_args_kept(const dp_op_args *spec, const dp_s
   DP_UNROLL for (int a = 0; a < na; a++) {
     e[nt + a].lo = e[nt + a].hi = NULL;
     if (!arrays[a]) continue;
-    const size_t n = spec->array[a].per_kept ? kept : spec->array[a].per_sample ? shape->batch : 1;
+    size_t n = spec->array[a].per_kept ? kept : spec->array[a].per_sample ? shape->batch : 1;
+    if (spec->array[a].per_channel) n = shape->dim;
+    if (spec->array[a].per_row && dp_rows_of(shape, &n) != DP_OK) return DP_ERR_SIZE_OVERFLOW;
     if ((st = dp_check_array(arrays[a], n, spec->array[a].elem_size, &e[nt + a])) != DP_OK) return st;
   }
   /* Each output against every other argument (inputs may share memory). */

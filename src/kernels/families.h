@@ -17,12 +17,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct dp_norm_kargs; /* the norm families' row constants: kernels/norm/norm_kargs.h */
+
 #define DP_FAMILY_LIST(X, ctx)                                                                    \
   X(ctx, fwd, DP_COMBOS_ALL, (void *out, const void *x, const void *f, float s, size_t n, int stream)) \
   X(ctx, scale, DP_COMBOS_PURE, (void *out, const void *x, float s, size_t n, int stream))         \
   X(ctx, bwd, DP_COMBOS_ALL, (void *gf, void *gx, const void *g, float s, size_t n, unsigned mode)) \
   X(ctx, mask, DP_COMBOS_F32,                                                                     \
-    (uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n, float *scales))
+    (uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n, float *scales)) \
+  X(ctx, nfwd, DP_COMBOS_ALL,                                                                     \
+    (void *y, void *r, const void *x, const void *f, float s, size_t n, const struct dp_norm_kargs *a, \
+     float *tmp, float *stats))
 
 /*
  * Dtype combinations: X is the residual-stream type (x, out, grad_out,

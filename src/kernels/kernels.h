@@ -21,6 +21,13 @@
  *            w0 = Philox4x32-10 word 0, key (seed lo, seed hi), counter (g lo, g hi, offset lo, offset hi)
  *            scales[i] = (float)(w0 >> 8) * 2^-24 < keep ? scale : 0.0f
  *          (the float compare, exactly as written, for any keep).
+ *   nfwd   residual join + norm of one whole row of n >= 1 elements (x, r: X; f, y: F):
+ *            r = x + s*f rounded to X (f NULL: the row is dropped, r = x copied, f not read);
+ *            r NULL: not written; r may equal x exactly, y may equal f exactly.
+ *            y = norm(r)*gamma + beta over the row with the statistics order of
+ *            kernels/norm/norm_kargs.h; stats[0] = mean, stats[1] = rstd (canonical NaN).
+ *            tmp: n floats of scratch (the row widened, re-read by the later passes) or
+ *            NULL (they re-read r, or recompute it when r is NULL).
  *
  * Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
  * an x86 kernel may write its outputs with weakly-ordered non-temporal

@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define KT_NROLES 3 /* buffers a kernel takes, at most */
+#define KT_NROLES 8 /* buffers a kernel takes, at most (the norm families: elements, gamma, beta, scratch) */
 #define KT_MAX_VARIANTS 32
 
 /* GUARDED: TU_GUARD_BYTES of guard on both sides; FENCE_HEAD: the buffer

@@ -1,0 +1,109 @@
+/* The fused residual + norm model (reference_norm.h). */
+#include "reference_norm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reference.h"
+
+static size_t rows_of(dp_shape s) { return s.seq ? s.seq : 1; }
+
+static unsigned char *at(const dp_tensor *t, size_t b, size_t r, size_t d) {
+  return (unsigned char *)t->data + (b * t->sample_stride + r * t->seq_stride + d) * ref_dtype_size(t->dtype);
+}
+
+static float load(const dp_tensor *t, size_t b, size_t r, size_t d) {
+  const unsigned char *p = at(t, b, r, d);
+  uint16_t h;
+  float v;
+  if (t->dtype == DP_F32) {
+    memcpy(&v, p, 4);
+    return v;
+  }
+  memcpy(&h, p, 2);
+  return t->dtype == DP_BF16 ? ref_bf16_to_f32(h) : ref_f16_to_f32(h);
+}
+
+/* An arithmetic result: rounded to the dtype, NaN as the canonical quiet NaN. */
+static void store_result(const dp_tensor *t, size_t b, size_t r, size_t d, float v) {
+  unsigned char *p = at(t, b, r, d);
+  const uint32_t q32 = 0x7fc00000u;
+  uint16_t h;
+  if (t->dtype == DP_F32) {
+    if (isnan(v)) memcpy(p, &q32, 4);
+    else memcpy(p, &v, 4);
+    return;
+  }
+  if (isnan(v)) h = t->dtype == DP_BF16 ? 0x7fc0u : 0x7e00u;
+  else h = t->dtype == DP_BF16 ? ref_f32_to_bf16(v) : ref_f32_to_f16(v);
+  memcpy(p, &h, 2);
+}
+
+/* v as it reads back once stored in dtype t. */
+static float round_to(float v, int t) {
+  if (t == DP_F32 || isnan(v)) return v;
+  return t == DP_BF16 ? ref_bf16_to_f32(ref_f32_to_bf16(v)) : ref_f16_to_f32(ref_f32_to_f16(v));
+}
+
+static float canon(float v) { return isnan(v) ? (float)NAN : v; }
+
+static float canon_bits(float v) {
+  const uint32_t q = 0x7fc00000u;
+  float c;
+  memcpy(&c, &q, 4);
+  return isnan(v) ? c : v;
+}
+
+/* Sum of v[0..n) (or of v*v) in 16 lanes, lane i mod 16, then the tree. */
+static float lane_sum(const float *v, size_t n, float minus, int square) {
+  float lane[16];
+  for (int l = 0; l < 16; l++) lane[l] = -0.0f;
+  for (size_t i = 0; i < n; i++) {
+    const float d = v[i] - minus;
+    lane[i % 16] = lane[i % 16] + (square ? d * d : d);
+  }
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++) lane[l] = lane[l] + lane[l + w];
+  return lane[0];
+}
+
+void ref_norm_forward(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y, dp_tensor r,
+                      dp_tensor x, dp_tensor f, float *scales_out, int inference) {
+  const size_t B = shape.batch, T = rows_of(shape), D = shape.dim;
+  const int rms = norm->kind == DP_NORM_RMS;
+  const int r_is_x = r.data == x.data;
+  float *v = (float *)malloc((D ? D : 1) * sizeof(float));
+  if (!v) abort();
+  for (size_t b = 0; b < B; b++) {
+    float s;
+    if (inference) s = params->scale_by_keep ? 1.0f : ref_keep(params->drop_prob);
+    else s = ref_sample_scale(params, b);
+    if (scales_out && !inference) scales_out[b] = s;
+    if (D == 0) continue;
+    for (size_t t = 0; t < T; t++) {
+      for (size_t d = 0; d < D; d++) {
+        if (s != 0.0f) {
+          const float sf = s * load(&f, b, t, d);
+          v[d] = round_to(load(&x, b, t, d) + sf, x.dtype);
+          if (r.data) store_result(&r, b, t, d, v[d]);
+        } else {
+          v[d] = load(&x, b, t, d); /* f is not read */
+          if (r.data && !r_is_x) memcpy(at(&r, b, t, d), at(&x, b, t, d), ref_dtype_size(x.dtype));
+        }
+      }
+      const float mean = rms ? 0.0f : lane_sum(v, D, 0.0f, 0) / (float)D;
+      const float var = lane_sum(v, D, mean, 1) / (float)D;
+      const float rstd = 1.0f / sqrtf(var + norm->eps);
+      for (size_t d = 0; d < D; d++) {
+        float o = (v[d] - mean) * rstd;
+        if (norm->gamma) o = o * norm->gamma[d];
+        if (norm->beta) o = o + norm->beta[d];
+        store_result(&y, b, t, d, canon(o));
+      }
+      if (norm->mean) norm->mean[b * T + t] = canon_bits(mean);
+      if (norm->rstd) norm->rstd[b * T + t] = canon_bits(rstd);
+    }
+  }
+  free(v);
+}
