@@ -107,3 +107,66 @@ void ref_norm_forward(const dp_params *params, dp_shape shape, const dp_norm *no
   }
   free(v);
 }
+
+/* g and xhat of element d of row (b, t). */
+static void grad_terms(const dp_tensor *gy, const dp_tensor *r, const dp_norm *norm, size_t b, size_t t, size_t d,
+                       float mean, float rstd, float *gyv, float *xh, float *g) {
+  *gyv = load(gy, b, t, d);
+  *xh = (load(r, b, t, d) - mean) * rstd;
+  *g = norm->gamma ? *gyv * norm->gamma[d] : *gyv;
+}
+
+void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                       dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, const float *scales,
+                       float *grad_gamma, float *grad_beta, uint32_t flags) {
+  const size_t T = rows_of(shape), D = shape.dim, rows = shape.batch * T;
+  const int rms = norm->kind == DP_NORM_RMS;
+  if (rows == 0 || D == 0) return;
+  /* Groups of G rows, k = b*T + t in order (the header's rule). */
+  size_t G = (rows + 63) / 64;
+  if (G < 8) G = 8;
+  const size_t groups = (rows + G - 1) / G;
+  float *part = (float *)calloc(groups * 2 * D, sizeof(float));
+  float *ag = (float *)malloc(D * sizeof(float)), *agx = (float *)malloc(D * sizeof(float));
+  if (!part || !ag || !agx) abort();
+  for (size_t k = 0; k < rows; k++) {
+    const size_t b = k / T, t = k % T;
+    float *pg = part + (k / G) * 2 * D, *pb = pg + D;
+    const float s = scales ? scales[b] : ref_sample_scale(params, b);
+    const float mean = rms ? 0.0f : norm->mean[k], rstd = norm->rstd[k];
+    float gyv, xh, g;
+    for (size_t d = 0; d < D; d++) {
+      grad_terms(&grad_y, &r, norm, b, t, d, mean, rstd, &gyv, &xh, &g);
+      ag[d] = g;
+      agx[d] = g * xh;
+      pg[d] = canon_bits(pg[d] + gyv * xh);
+      pb[d] = canon_bits(pb[d] + gyv);
+    }
+    const float mg = rms ? 0.0f : lane_sum(ag, D, 0.0f, 0) / (float)D;
+    const float mgx = lane_sum(agx, D, 0.0f, 0) / (float)D;
+    for (size_t d = 0; d < D; d++) {
+      grad_terms(&grad_y, &r, norm, b, t, d, mean, rstd, &gyv, &xh, &g);
+      const float gn = ((g - mg) - xh * mgx) * rstd;
+      const float gr = round_to(grad_r_in.data ? load(&grad_r_in, b, t, d) + gn : gn, r.dtype);
+      if (grad_x.data)
+        store_result(&grad_x, b, t, d, (flags & DP_BWD_ACCUMULATE_GRAD_X) ? load(&grad_x, b, t, d) + gr : gr);
+      if (s != 0.0f) {
+        const float sg = s * gr;
+        store_result(&grad_f, b, t, d, (flags & DP_BWD_ACCUMULATE_GRAD_F) ? load(&grad_f, b, t, d) + sg : sg);
+      } else if (!(flags & DP_BWD_ACCUMULATE_GRAD_F)) {
+        store_result(&grad_f, b, t, d, 0.0f);
+      }
+    }
+  }
+  for (size_t d = 0; d < D; d++)
+    for (int which = 0; which < 2; which++) {
+      float *out = which ? grad_beta : grad_gamma;
+      if (!out) continue;
+      float sum = part[which * D + d];
+      for (size_t g = 1; g < groups; g++) sum = sum + part[g * 2 * D + which * D + d];
+      out[d] = canon_bits((flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) ? out[d] + sum : sum);
+    }
+  free(part);
+  free(ag);
+  free(agx);
+}

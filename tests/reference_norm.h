@@ -14,4 +14,9 @@
 void ref_norm_forward(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y, dp_tensor r,
                       dp_tensor x, dp_tensor f, float *scales_out, int inference);
 
+/* dp_backward_norm: row groups of max(8, ceil(B*T/64)) rows for the parameter gradients. */
+void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                       dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, const float *scales,
+                       float *grad_gamma, float *grad_beta, uint32_t flags);
+
 #endif

@@ -432,8 +432,8 @@ static void test_version(void **state) {
 
 static void test_status_strings(void **state) {
   (void)state;
-  const char *s[DP_ERR_MISALIGNED + 1];
-  for (int i = DP_OK; i <= DP_ERR_MISALIGNED; i++) {
+  const char *s[DP_ERR_NO_MEMORY + 1];
+  for (int i = DP_OK; i <= DP_ERR_NO_MEMORY; i++) {
     s[i] = dp_status_string((dp_status)i);
     assert_non_null(s[i]);
     assert_true(s[i][0] != '\0');

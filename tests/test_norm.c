@@ -532,6 +532,291 @@ static void test_accuracy_bound(void **state) {
   assert_int_equal(failures, 0);
 }
 
+/* ---------------------------------------------------------------- backward */
+
+enum { BGF, BGX, BGY, BR, BGIN, NB };
+
+typedef struct bcase {
+  int xt, ft, kind, gx_mode, gin, gf_is_gy, has_gamma, has_gg, has_gb, has_scales;
+  uint32_t flags;
+  dp_shape sh;
+  dp_params p;
+  size_t ss[NB], ts[NB], mis[NB], span[NB];
+  tu_buf t[2][NB], gg[2], gb[2];
+  float *gamma, *mean, *rstd, *scales;
+} bcase;
+
+enum { GX_ABSENT, GX_OWN, GX_IS_GIN };
+
+static int b_dtype(const bcase *c, int i) { return i == BGF || i == BGY ? c->ft : c->xt; }
+
+static void b_describe(const bcase *c) {
+  fprintf(stderr,
+          "  backward case: x:%s f:%s B=%zu T=%zu D=%zu %s p=%.17g mode=%d seed=%#llx threads=%d flags=%#x gx=%d "
+          "gin=%d gf_is_gy=%d gamma=%d gg=%d gb=%d scales=%d isa=%s\n",
+          dtype_name(c->xt), dtype_name(c->ft), c->sh.batch, c->sh.seq, c->sh.dim,
+          c->kind == DP_NORM_RMS ? "rms" : "layer", c->p.drop_prob, c->p.mode, (unsigned long long)c->p.seed,
+          c->p.num_threads, c->flags, c->gx_mode, c->gin, c->gf_is_gy, c->has_gamma, c->has_gg, c->has_gb,
+          c->has_scales, dp_isa_name(dp_active_isa()));
+}
+
+static void b_random(bcase *c, tu_rng *rng) {
+  static const int combos[][2] = {{DP_F32, DP_F32}, {DP_BF16, DP_BF16}, {DP_F16, DP_F16},
+                                  {DP_F32, DP_BF16}, {DP_F32, DP_F16}};
+  static const size_t seqs[] = {0, 1, 1, 2, 3, 5};
+  memset(c, 0, sizeof *c);
+  const size_t k = tu_range(rng, 0, 1) ? 0 : tu_range(rng, 0, 4);
+  c->xt = combos[k][0];
+  c->ft = combos[k][1];
+  c->kind = (int)tu_range(rng, 0, 1);
+  c->gx_mode = (int)tu_range(rng, 0, 2);
+  c->gin = c->gx_mode == GX_IS_GIN || tu_range(rng, 0, 3) != 0;
+  c->gf_is_gy = tu_range(rng, 0, 3) == 0;
+  c->has_gamma = tu_range(rng, 0, 3) != 0;
+  c->has_gg = tu_range(rng, 0, 3) != 0;
+  c->has_gb = tu_range(rng, 0, 3) != 0;
+  c->has_scales = (int)tu_range(rng, 0, 1);
+  c->flags = (uint32_t)tu_range(rng, 0, 7);
+  c->sh.batch = tu_range(rng, 0, 9) < 8 ? tu_range(rng, 1, 9) : tu_range(rng, 0, 60);
+  c->sh.seq = seqs[tu_range(rng, 0, 5)];
+  const size_t kd = tu_range(rng, 0, 19);
+  c->sh.dim = kd < 14 ? tu_range(rng, 1, 70) : tu_range(rng, 71, 900);
+  dp_params_init(&c->p);
+  static const double ps[] = {0.0, 0.1, 0.5, 1.0};
+  c->p.drop_prob = ps[tu_range(rng, 0, 3)];
+  c->p.mode = tu_range(rng, 0, 4) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+  c->p.seed = tu_next(rng);
+  c->p.num_threads = (int)tu_range(rng, 0, 2);
+  for (int i = 0; i < NB; i++) {
+    pick_layout(rng, c->sh, &c->ss[i], &c->ts[i]);
+    c->mis[i] = tu_dtype_size(b_dtype(c, i)) * tu_range(rng, 0, 64 / tu_dtype_size(b_dtype(c, i)) - 1);
+  }
+  if (c->gx_mode == GX_IS_GIN) c->ss[BGX] = c->ss[BGIN], c->ts[BGX] = c->ts[BGIN];
+  if (c->gf_is_gy) c->ss[BGF] = c->ss[BGY], c->ts[BGF] = c->ts[BGY];
+  const size_t D = c->sh.dim, R = rows(c->sh);
+  for (int i = 0; i < NB; i++) {
+    const dp_tensor v = {NULL, b_dtype(c, i), c->ss[i], c->ts[i]};
+    c->span[i] = ref_span_elems(&v, c->sh);
+    c->t[0][i] = tu_buf_alloc(c->span[i] * tu_dtype_size(b_dtype(c, i)), c->mis[i]);
+    c->t[1][i] = tu_buf_alloc(c->span[i] * tu_dtype_size(b_dtype(c, i)), c->mis[i]);
+    fill_x(rng, c->t[0][i].data, b_dtype(c, i), c->span[i], 0.0f); /* outputs too: accumulated */
+    memcpy(c->t[1][i].data, c->t[0][i].data, c->t[0][i].bytes);
+  }
+  for (int side = 0; side < 2; side++) {
+    c->gg[side] = tu_buf_alloc(D * 4, 0);
+    c->gb[side] = tu_buf_alloc(D * 4, 0);
+    tu_rng same = *rng;
+    tu_fill_floats(&same, (float *)(void *)c->gg[side].data, D, 0);
+    tu_fill_floats(&same, (float *)(void *)c->gb[side].data, D, 0);
+  }
+  c->gamma = (float *)malloc((D + 1) * 4);
+  c->mean = (float *)malloc((R + 1) * 4);
+  c->rstd = (float *)malloc((R + 1) * 4);
+  c->scales = (float *)malloc((c->sh.batch + 1) * 4);
+  assert_true(c->gamma && c->mean && c->rstd && c->scales);
+  for (size_t d = 0; d < D; d++) c->gamma[d] = 1.0f + 0.5f * tu_float(rng);
+  for (size_t i = 0; i < R; i++) {
+    c->mean[i] = tu_float(rng);
+    c->rstd[i] = 1.5f + tu_float(rng);
+  }
+  for (size_t b = 0; b < c->sh.batch; b++) c->scales[b] = tu_range(rng, 0, 3) ? 1.25f : 0.0f;
+}
+
+static void b_free(bcase *c) {
+  for (int side = 0; side < 2; side++) {
+    for (int i = 0; i < NB; i++) tu_buf_free(&c->t[side][i]);
+    tu_buf_free(&c->gg[side]);
+    tu_buf_free(&c->gb[side]);
+  }
+  free(c->gamma);
+  free(c->mean);
+  free(c->rstd);
+  free(c->scales);
+}
+
+static dp_tensor b_view(const bcase *c, int side, int i) {
+  int src = i;
+  if (i == BGX && c->gx_mode == GX_IS_GIN) src = BGIN;
+  if (i == BGF && c->gf_is_gy) src = BGY;
+  void *data = c->t[side][src].data;
+  if ((i == BGX && c->gx_mode == GX_ABSENT) || (i == BGIN && !c->gin)) data = NULL;
+  const dp_tensor t = {data, b_dtype(c, i), c->ss[i], c->ts[i]};
+  return t;
+}
+
+static dp_status b_call(const bcase *c, int side) {
+  dp_norm n;
+  dp_norm_init(&n);
+  n.kind = c->kind;
+  n.gamma = c->has_gamma ? c->gamma : NULL;
+  n.mean = c->mean;
+  n.rstd = c->rstd;
+  float *gg = c->has_gg ? (float *)(void *)c->gg[side].data : NULL;
+  float *gb = c->has_gb ? (float *)(void *)c->gb[side].data : NULL;
+  const float *sc = c->has_scales ? c->scales : NULL;
+  if (side == 1) {
+    ref_norm_backward(&c->p, c->sh, &n, b_view(c, 1, BGF), b_view(c, 1, BGX), b_view(c, 1, BGY), b_view(c, 1, BR),
+                      b_view(c, 1, BGIN), sc, gg, gb, c->flags);
+    return DP_OK;
+  }
+  return dp_backward_norm(&c->p, c->sh, &n, b_view(c, 0, BGF), b_view(c, 0, BGX), b_view(c, 0, BGY),
+                          b_view(c, 0, BR), b_view(c, 0, BGIN), sc, gg, gb, c->flags);
+}
+
+static int b_check(const bcase *c) {
+  static const char *const names[NB] = {"grad_f", "grad_x", "grad_y", "r", "grad_r_in"};
+  int ok = 1;
+  for (int i = 0; i < NB && ok; i++) {
+    ok = tu_guards_intact(&c->t[0][i]) && memcmp(c->t[0][i].data, c->t[1][i].data, c->t[0][i].bytes) == 0;
+    if (!ok) fprintf(stderr, "FAIL: backward %s differs from the reference (or its guards)\n", names[i]);
+  }
+  if (ok && (memcmp(c->gg[0].data, c->gg[1].data, c->gg[0].bytes) || memcmp(c->gb[0].data, c->gb[1].data, c->gb[0].bytes))) {
+    fprintf(stderr, "FAIL: backward grad_gamma or grad_beta differs from the reference\n");
+    ok = 0;
+  }
+  if (!ok) b_describe(c);
+  return ok;
+}
+
+static void test_backward_matches_reference(void **state) {
+  (void)state;
+  tu_rng rng = rng_for("backward_norm");
+  int failures = 0, runs = 0;
+  FOR_EACH_ISA(isa) {
+    tu_rng r = rng;
+    for (size_t it = 0; it < base_iters() && failures < 5; it++) {
+      bcase c;
+      b_random(&c, &r);
+      const dp_status st = b_call(&c, 0);
+      if (st != DP_OK) {
+        fprintf(stderr, "FAIL: status %s\n", dp_status_string(st));
+        b_describe(&c);
+        failures++;
+      } else {
+        b_call(&c, 1);
+        failures += !b_check(&c);
+      }
+      b_free(&c);
+      runs++;
+    }
+  }
+  widest_isa();
+  fprintf(stderr, "[ norm     ] backward_norm: %d random calls\n", runs);
+  assert_int_equal(failures, 0);
+}
+
+/* grad_gamma, grad_beta and every tensor: the same bits at 1, 2 and the
+ * default number of threads, on a shape the walk splits (ViT-B rows). */
+static void test_backward_threads_same_bits(void **state) {
+  (void)state;
+  const dp_shape sh = {16, 197, 768};
+  const size_t n = 16 * 197 * 768, R = 16 * 197;
+  tu_rng rng = rng_for("backward_threads");
+  float *gy = (float *)malloc(n * 4), *r = (float *)malloc(n * 4), *gin = (float *)malloc(n * 4);
+  float *gamma = (float *)malloc(768 * 4), *mean = (float *)malloc(R * 4), *rstd = (float *)malloc(R * 4);
+  assert_true(gy && r && gin && gamma && mean && rstd);
+  tu_fill_floats(&rng, gy, n, 0);
+  tu_fill_floats(&rng, r, n, 0);
+  tu_fill_floats(&rng, gin, n, 0);
+  tu_fill_floats(&rng, gamma, 768, 0);
+  for (size_t i = 0; i < R; i++) {
+    mean[i] = 0.1f * tu_float(&rng);
+    rstd[i] = 1.7f + tu_float(&rng);
+  }
+  const int threads[3] = {1, 2, 0};
+  float *gf[3], *gx[3], gg[3][768], gb[3][768];
+  FOR_EACH_ISA(isa) {
+    for (int k = 0; k < 3; k++) {
+      gf[k] = (float *)malloc(n * 4);
+      gx[k] = (float *)malloc(n * 4);
+      assert_true(gf[k] && gx[k]);
+      dp_params p;
+      dp_params_init(&p);
+      p.drop_prob = 0.2;
+      p.seed = 7;
+      p.num_threads = threads[k];
+      dp_norm nm;
+      dp_norm_init(&nm);
+      nm.gamma = gamma;
+      nm.mean = mean;
+      nm.rstd = rstd;
+      assert_int_equal(dp_backward_norm(&p, sh, &nm, dp_tensor_dense(gf[k], DP_F32, sh), dp_tensor_dense(gx[k], DP_F32, sh),
+                                        dp_tensor_dense(gy, DP_F32, sh), dp_tensor_dense(r, DP_F32, sh),
+                                        dp_tensor_dense(gin, DP_F32, sh), NULL, gg[k], gb[k], 0),
+                       DP_OK);
+    }
+    for (int k = 1; k < 3; k++) {
+      assert_memory_equal(gf[0], gf[k], n * 4);
+      assert_memory_equal(gx[0], gx[k], n * 4);
+      assert_memory_equal(gg[0], gg[k], sizeof gg[0]);
+      assert_memory_equal(gb[0], gb[k], sizeof gb[0]);
+    }
+    for (int k = 0; k < 3; k++) {
+      free(gf[k]);
+      free(gx[k]);
+    }
+  }
+  widest_isa();
+  free(gy);
+  free(r);
+  free(gin);
+  free(gamma);
+  free(mean);
+  free(rstd);
+}
+
+/* The forward's statistics feed the backward: grad_gamma against a double
+ * computation of sum(grad_y * xhat) from the forward's r (a loose check that
+ * the two operations agree on xhat: relative 1e-4). */
+static void test_backward_after_forward(void **state) {
+  (void)state;
+  const dp_shape sh = {6, 5, 96};
+  const size_t n = 6 * 5 * 96, R = 30;
+  tu_rng rng = rng_for("bwd_after_fwd");
+  float *x = (float *)malloc(n * 4), *f = (float *)malloc(n * 4), *r = (float *)malloc(n * 4);
+  float *y = (float *)malloc(n * 4), *gy = (float *)malloc(n * 4), *gf = (float *)malloc(n * 4);
+  float *gx = (float *)malloc(n * 4), mean[30], rstd[30], gg[96], gb[96], scales[6];
+  assert_true(x && f && r && y && gy && gf && gx);
+  tu_fill_floats(&rng, x, n, 0);
+  tu_fill_floats(&rng, f, n, 0);
+  tu_fill_floats(&rng, gy, n, 0);
+  dp_params p;
+  dp_params_init(&p);
+  p.drop_prob = 0.3;
+  p.seed = 5;
+  dp_norm nm;
+  dp_norm_init(&nm);
+  nm.mean = mean;
+  nm.rstd = rstd;
+  assert_int_equal(dp_forward_norm(&p, sh, &nm, dp_tensor_dense(y, DP_F32, sh), dp_tensor_dense(r, DP_F32, sh),
+                                   dp_tensor_dense(x, DP_F32, sh), dp_tensor_dense(f, DP_F32, sh), scales),
+                   DP_OK);
+  assert_int_equal(dp_backward_norm(&p, sh, &nm, dp_tensor_dense(gf, DP_F32, sh), dp_tensor_dense(gx, DP_F32, sh),
+                                    dp_tensor_dense(gy, DP_F32, sh), dp_tensor_dense(r, DP_F32, sh),
+                                    dp_tensor_dense(NULL, DP_F32, sh), NULL, gg, gb, 0),
+                   DP_OK);
+  for (size_t d = 0; d < 96; d++) {
+    double want = 0.0, wb = 0.0, scale = 0.0;
+    for (size_t k = 0; k < R; k++) {
+      want += (double)gy[k * 96 + d] * (double)y[k * 96 + d]; /* y is xhat without gamma and beta */
+      wb += gy[k * 96 + d];
+      scale += fabs((double)gy[k * 96 + d] * (double)y[k * 96 + d]);
+    }
+    assert_true(fabs(gg[d] - want) <= 1e-4 * scale + 1e-30);
+    assert_true(fabs(gb[d] - wb) <= 1e-5 * R);
+  }
+  /* grad_f = s * grad_x, the regenerated mask dropping the same samples */
+  for (size_t b = 0; b < 6; b++)
+    for (size_t i = 0; i < 5 * 96; i++) assert_true(gf[b * 480 + i] == scales[b] * gx[b * 480 + i] || isnan(gx[b * 480 + i]));
+  free(x);
+  free(f);
+  free(r);
+  free(y);
+  free(gy);
+  free(gf);
+  free(gx);
+}
+
 /* ---------------------------------------------------------------- the error contract */
 
 /* Every output lives in one arena snapshotted around each bad call. */
@@ -627,6 +912,40 @@ static void test_contract(void **state) {
          dp_inference_norm(&p, huge, &nm, dp_tensor_dense(y, DP_F32, huge), dp_tensor_dense(NULL, DP_F32, huge),
                            dp_tensor_dense(x, DP_F32, huge), dp_tensor_dense(f, DP_F32, huge)),
          "rows overflow");
+  /* The backward: grad_f 0, grad_x 256, grad_y 512, r 768, grad_r_in none; grad_gamma 1112, grad_beta 1144. */
+  float *gg = arena + 1112, *gb = arena + 1144;
+  nm.gamma = arena + 1024;
+  assert_int_equal(dp_backward_norm(&p, sh, &nm, T_(y), T_(r), T_(x), T_(f), T_(NULL), NULL, gg, gb, 0), DP_OK);
+  memcpy(snapshot, arena, sizeof snapshot);
+#define BWD_(n_, gf_, gx_, gy_, rr_, gin_, sc_, gg_, gb_, fl_) \
+  dp_backward_norm(&p, sh, (n_), T_(gf_), T_(gx_), T_(gy_), T_(rr_), T_(gin_), (sc_), (gg_), (gb_), (fl_))
+  expect(DP_ERR_BAD_FLAGS, BWD_(&nm, y, r, x, f, NULL, NULL, gg, gb, 1u << 3), "backward flags");
+  expect(DP_ERR_NULL_POINTER, BWD_(NULL, y, r, x, f, NULL, NULL, gg, gb, 0), "backward norm NULL");
+  bn = nm;
+  bn.eps = NAN;
+  expect(DP_ERR_BAD_ARGUMENT, BWD_(&bn, y, r, x, f, NULL, NULL, gg, gb, 0), "backward eps");
+  bn = nm;
+  bn.rstd = NULL;
+  expect(DP_ERR_NULL_POINTER, BWD_(&bn, y, r, x, f, NULL, NULL, gg, gb, 0), "backward rstd NULL");
+  bn = nm;
+  bn.mean = NULL;
+  expect(DP_ERR_NULL_POINTER, BWD_(&bn, y, r, x, f, NULL, NULL, gg, gb, 0), "backward LayerNorm mean NULL");
+  expect(DP_ERR_NULL_POINTER, BWD_(&nm, y, r, NULL, f, NULL, NULL, gg, gb, 0), "backward grad_y NULL");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, r, x, y, NULL, NULL, gg, gb, 0), "backward r is grad_f");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, x, x, f, NULL, NULL, gg, gb, 0), "backward grad_x is grad_y");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, r, x, f, r + 1, NULL, gg, gb, 0), "backward grad_x shifted from grad_r_in");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, r, x, f, NULL, NULL, y + 1, gb, 0), "backward grad_gamma in grad_f");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, r, x, f, NULL, NULL, gg, gg + 3, 0), "backward grad_beta over grad_gamma");
+  expect(DP_ERR_OVERLAP, BWD_(&nm, y, r, x, f, NULL, gg, gg, gb, 0), "backward scales in grad_gamma");
+  expect(DP_ERR_BAD_DTYPE,
+         dp_backward_norm(&p, sh, &nm, T_(y), dp_tensor_dense(r, DP_BF16, sh), T_(x), T_(f), T_(NULL), NULL, gg, gb, 0),
+         "backward grad_x dtype");
+  bn = nm;
+  bn.kind = DP_NORM_RMS;
+  bn.mean = NULL; /* RMSNorm reads no mean */
+  assert_int_equal(BWD_(&bn, y, r, x, f, NULL, NULL, gg, gb, 0), DP_OK);
+  memcpy(snapshot, arena, sizeof snapshot);
+#undef BWD_
   /* Valid no-ops. */
   const dp_shape empty = {0, 3, 32};
   expect(DP_OK, dp_forward_norm(&p, empty, &nm, T_(NULL), T_(NULL), T_(NULL), T_(NULL), NULL), "B = 0");
@@ -678,7 +997,12 @@ static void golden_fill(tu_rng *r, unsigned char *p, size_t n, int dtype) {
   }
 }
 
-static uint64_t golden_run(const golden *g) {
+/* The backward of a golden forward case, from that forward's outputs. */
+static const char *const golden_bwd_names[] = {"norm_bwd_f32_layer", "norm_bwd_f32_rms_seqfirst", "norm_bwd_bf16_layer_inplace",
+                                              "norm_bwd_f16_rms", "norm_bwd_f32_bf16_layer", "norm_bwd_f32_f16_layer_long"};
+enum { N_GOLDEN_BWD = sizeof golden_bwd_names / sizeof golden_bwd_names[0] };
+
+static uint64_t golden_run(const golden *g, int backward) {
   const dp_shape sh = {g->B, g->T, g->D};
   const size_t n = g->B * g->T * g->D, R = g->B * g->T;
   tu_rng rng;
@@ -714,6 +1038,23 @@ static uint64_t golden_run(const golden *g) {
                                     : dp_forward_norm(&p, sh, &nm, ty, tr, tx, tf, scales);
   assert_int_equal(st, DP_OK);
   uint64_t h = 0xcbf29ce484222325ull;
+  if (backward) {
+    /* grad_y: fresh values over y (y is grad_f's buffer); grad_r_in over x, accumulated in place. */
+    unsigned char *gx = g->r_mode == R_IS_X ? (unsigned char *)calloc(n, 4) : x;
+    float *gg = (float *)calloc(g->D, 4), *gb = (float *)calloc(g->D, 4);
+    assert_true(gx && gg && gb);
+    golden_fill(&rng, y, n, g->ft);
+    const dp_tensor tr2 = view_fn(g->r_mode == R_IS_X ? x : r, (dp_dtype)g->xt, sh);
+    const dp_tensor tgx = view_fn(gx, (dp_dtype)g->xt, sh);
+    assert_int_equal(dp_backward_norm(&p, sh, &nm, ty, tgx, ty, tr2, g->r_mode == R_IS_X ? view_fn(NULL, (dp_dtype)g->xt, sh) : tgx,
+                                      NULL, gg, gb, DP_BWD_ACCUMULATE_GRAD_X),
+                     DP_OK);
+    h = fnv1a(fnv1a(fnv1a(fnv1a(h, y, n * tu_dtype_size(g->ft)), gx, n * tu_dtype_size(g->xt)), gg, g->D * 4), gb,
+              g->D * 4);
+    if (gx != x) free(gx);
+    free(gg);
+    free(gb);
+  }
   h = fnv1a(h, y, n * tu_dtype_size(g->ft));
   h = fnv1a(h, g->r_mode == R_IS_X ? x : r, n * tu_dtype_size(g->xt));
   h = fnv1a(fnv1a(fnv1a(h, mean, R * 4), rstd, R * 4), scales, g->B * 4);
@@ -737,11 +1078,13 @@ static void test_golden(void **state) {
     assert_non_null(fp);
     fprintf(fp, "# FNV-1a 64 of every output of tests/test_norm.c's golden cases (name hash).\n"
                 "# Same on every ISA and architecture; regenerate with DP_GOLDEN_WRITE_NORM=<this file>.\n");
-    for (int i = 0; i < N_GOLDEN; i++) fprintf(fp, "%s %016llx\n", goldens[i].name, (unsigned long long)golden_run(&goldens[i]));
+    for (int i = 0; i < N_GOLDEN; i++) fprintf(fp, "%s %016llx\n", goldens[i].name, (unsigned long long)golden_run(&goldens[i], 0));
+    for (int i = 0; i < N_GOLDEN_BWD; i++)
+      fprintf(fp, "%s %016llx\n", golden_bwd_names[i], (unsigned long long)golden_run(&goldens[i], 1));
     fclose(fp);
     return;
   }
-  uint64_t want[N_GOLDEN];
+  uint64_t want[N_GOLDEN + N_GOLDEN_BWD];
   int found = 0;
   FILE *fp = fopen(DP_TEST_DATA_DIR "/norm_outputs.txt", "r");
   assert_non_null(fp);
@@ -749,24 +1092,26 @@ static void test_golden(void **state) {
   unsigned long long v;
   while (fgets(line, sizeof line, fp))
     if (line[0] != '#' && sscanf(line, "%127s %llx", name, &v) == 2)
-      for (int i = 0; i < N_GOLDEN; i++)
-        if (strcmp(name, goldens[i].name) == 0) want[i] = v, found++;
+      for (int i = 0; i < N_GOLDEN + N_GOLDEN_BWD; i++)
+        if (strcmp(name, i < N_GOLDEN ? goldens[i].name : golden_bwd_names[i - N_GOLDEN]) == 0) want[i] = v, found++;
   fclose(fp);
-  assert_int_equal(found, N_GOLDEN);
+  assert_int_equal(found, N_GOLDEN + N_GOLDEN_BWD);
   int failures = 0, isas = 0;
   FOR_EACH_ISA(isa) {
     isas++;
-    for (int i = 0; i < N_GOLDEN; i++) {
-      const uint64_t got = golden_run(&goldens[i]);
+    for (int i = 0; i < N_GOLDEN + N_GOLDEN_BWD; i++) {
+      const int bwd = i >= N_GOLDEN;
+      const uint64_t got = golden_run(&goldens[bwd ? i - N_GOLDEN : i], bwd);
       if (got != want[i]) {
-        fprintf(stderr, "golden mismatch: %s on %s: got %016llx want %016llx\n", goldens[i].name,
+        fprintf(stderr, "golden mismatch: %s on %s: got %016llx want %016llx\n",
+                bwd ? golden_bwd_names[i - N_GOLDEN] : goldens[i].name,
                 dp_isa_name((dp_isa)isa), (unsigned long long)got, (unsigned long long)want[i]);
         failures++;
       }
     }
   }
   widest_isa();
-  fprintf(stderr, "[ golden   ] %d norm cases x %d ISAs checked\n", N_GOLDEN, isas);
+  fprintf(stderr, "[ golden   ] %d norm cases x %d ISAs checked\n", N_GOLDEN + N_GOLDEN_BWD, isas);
   assert_true(isas > 0);
   assert_int_equal(failures, 0);
 }
@@ -776,6 +1121,8 @@ int main(void) {
       cmocka_unit_test(test_forward_matches_reference), cmocka_unit_test(test_inference_matches_reference),
       cmocka_unit_test(test_threads_same_bits),         cmocka_unit_test(test_dropped_never_read),
       cmocka_unit_test(test_inference_r_optional),      cmocka_unit_test(test_accuracy_bound),
+      cmocka_unit_test(test_backward_matches_reference), cmocka_unit_test(test_backward_threads_same_bits),
+      cmocka_unit_test(test_backward_after_forward),
       cmocka_unit_test(test_contract),                  cmocka_unit_test(test_golden),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,8 +104,10 @@ typedef enum dp_status {
   DP_ERR_BAD_ISA,           /**< unknown dp_isa value */
   DP_ERR_ISA_UNSUPPORTED,   /**< the ISA is not compiled in or the CPU/OS cannot run it */
   DP_ERR_BAD_ARGUMENT,      /**< any other invalid value (schedule rule, thread count, ...) */
-  DP_ERR_MISALIGNED         /**< a data pointer is not a multiple of its element size (4 for f32,
+  DP_ERR_MISALIGNED,        /**< a data pointer is not a multiple of its element size (4 for f32,
                                  2 for bf16/f16; arrays: their element type's size) */
+  DP_ERR_NO_MEMORY          /**< a work buffer could not be allocated (dp_backward_norm's
+                                 per-group parameter-gradient partials); nothing was written */
 } dp_status;
 
 /** Element type of a tensor. */
@@ -396,6 +398,36 @@ DP_API dp_status dp_forward_norm(const dp_params *params, dp_shape shape, const 
  */
 DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y,
                                    dp_tensor r, dp_tensor x, dp_tensor f);
+
+/**
+ * Backward of dp_forward_norm, one pass over memory, from grad_y and the
+ * gradient grad_r_in arriving on the residual stream (NULL data: none):
+ *   grad_r = grad_r_in + norm_backward(grad_y), rounded to X
+ *   grad_x = grad_r        (DP_BWD_ACCUMULATE_GRAD_X: grad_x += grad_r; NULL data: not written)
+ *   grad_f = m*s*grad_r    (DP_BWD_ACCUMULATE_GRAD_F: +=; dropped samples +0, or untouched)
+ *   grad_gamma = sum over rows of grad_y*xhat, grad_beta = sum of grad_y (each NULL: not
+ *   computed; DP_NORM_ACCUMULATE_GRAD_PARAMS: +=)
+ * with xhat = (r - mean)*rstd from the forward's r (as stored) and its saved
+ * norm->mean (LayerNorm) and norm->rstd, which are required.  norm_backward:
+ * g = grad_y*gamma, ((g - mean(g)) - xhat*mean(g*xhat))*rstd (RMSNorm:
+ * without the mean(g) term), row means in the forward's 16-lane order.
+ * The mask comes from scales (B floats) or, when NULL, is regenerated from
+ * params exactly as dp_forward_norm drew it.
+ * Deterministic: grad_gamma and grad_beta are summed in f32 over groups of
+ * G = max(8, ceil(B*T/64)) consecutive rows k = b*T + t (each group from +0
+ * in row order), then over the groups in order: the groups depend only on
+ * the shape, so the sums are the same bits for any thread count and ISA.
+ * grad_f may be exactly grad_y, grad_x exactly grad_r_in; any other overlap
+ * of an output is DP_ERR_OVERLAP.  dtypes: grad_x, r, grad_r_in have X;
+ * grad_f, grad_y have F, as in the forward.  Checks: params, flags, norm, the
+ * tensors, the dtypes, the arrays in the order scales, gamma, mean, rstd,
+ * grad_gamma, grad_beta, overlaps, then a missing rstd (or LayerNorm mean)
+ * is DP_ERR_NULL_POINTER; DP_ERR_NO_MEMORY when the partials cannot be
+ * allocated.
+ */
+DP_API dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                                  dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in,
+                                  const float *scales, float *grad_gamma, float *grad_beta, uint32_t flags);
 
 /* ---------------------------------------------------------------- dispatch and threads */
 

@@ -21,6 +21,7 @@ const char *dp_status_string(dp_status status) {
     case DP_ERR_ISA_UNSUPPORTED: return "ISA not available on this CPU or build";
     case DP_ERR_BAD_ARGUMENT: return "invalid argument";
     case DP_ERR_MISALIGNED: return "data pointer not aligned to its element size";
+    case DP_ERR_NO_MEMORY: return "out of memory for a work buffer";
   }
   return "unknown status";
 }

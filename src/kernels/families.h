@@ -27,7 +27,10 @@ struct dp_norm_kargs; /* the norm families' row constants: kernels/norm/norm_kar
     (uint64_t seed, uint64_t offset, uint64_t base, float keep, float scale, size_t n, float *scales)) \
   X(ctx, nfwd, DP_COMBOS_ALL,                                                                     \
     (void *y, void *r, const void *x, const void *f, float s, size_t n, const struct dp_norm_kargs *a, \
-     float *tmp, float *stats))
+     float *tmp, float *stats))                                                                   \
+  X(ctx, nbwd, DP_COMBOS_ALL,                                                                     \
+    (void *gx, void *gf, const void *gy, const void *r, const void *gin, float s, size_t n,       \
+     const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb))
 
 /*
  * Dtype combinations: X is the residual-stream type (x, out, grad_out,

@@ -28,6 +28,11 @@
  *            kernels/norm/norm_kargs.h; stats[0] = mean, stats[1] = rstd (canonical NaN).
  *            tmp: n floats of scratch (the row widened, re-read by the later passes) or
  *            NULL (they re-read r, or recompute it when r is NULL).
+ *   nbwd   backward of nfwd for one whole row (gx, r, gin: X; gf, gy: F), stats = {mean, rstd}
+ *            as nfwd wrote them: gr = norm_backward(gy) (+ gin when not NULL) rounded to X;
+ *            gx = gr (DP_KBWD_ACC_X: gx + gr; NULL: not written); gf = s*gr (DP_KBWD_ACC_F:
+ *            gf + s*gr), and for s == 0 +0 (DP_KBWD_ACC_F: untouched); pg[i] += gy*xhat and
+ *            pb[i] += gy unless NULL. gf may equal gy exactly, gx gin.
  *
  * Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
  * an x86 kernel may write its outputs with weakly-ordered non-temporal

@@ -97,4 +97,70 @@ static inline void dp_nfwd_copy_dropped(void *r, const void *x, const void *f, s
   if (!f && r && r != x) memcpy(r, x, n * dp_t_size(tx));
 }
 
+/* ---------------------------------------------------------------- nbwd */
+
+/* The backward's per-row constants (norm_kargs.h, "bwd"). */
+typedef struct dp_nbwd_row {
+  float mean, rstd; /* mean +0 for RMSNorm */
+  float mg, mgx;    /* mean(g) (+0 for RMSNorm) and mean(g*xhat): after pass 1 */
+} dp_nbwd_row;
+
+/* Pass 1 over [i0, n): sums of g (LayerNorm) and g*xhat into the lanes, and
+ * the per-channel partials pg += gy*xhat, pb += gy (NULL: not asked for). */
+static inline void dp_nbwd_pass1(const void *gy, const void *r, size_t i0, size_t n, const dp_nbwd_row *w,
+                                 const dp_norm_kargs *a, float *pg, float *pb, int tx, int tf,
+                                 float ag[DP_NORM_LANES], float agx[DP_NORM_LANES]) {
+  const int rms = (a->mode & DP_KNORM_RMS) != 0;
+  for (size_t i = i0; i < n; i++) {
+    const float gyv = dp_load_elem(gy, i, tf);
+    const float xh = (dp_load_elem(r, i, tx) - w->mean) * w->rstd;
+    const float g = a->gamma ? gyv * a->gamma[i] : gyv;
+    if (!rms) ag[i % DP_NORM_LANES] = ag[i % DP_NORM_LANES] + g;
+    agx[i % DP_NORM_LANES] = agx[i % DP_NORM_LANES] + g * xh;
+    if (pg) pg[i] = dp_f32_canon(pg[i] + gyv * xh);
+    if (pb) pb[i] = dp_f32_canon(pb[i] + gyv);
+  }
+}
+
+/* Pass 2 over [i0, n): gr = ((g - mg) - xhat*mgx)*rstd (+ gin) rounded to X;
+ * gx = gr or gx + gr; gf = s*gr or gf + s*gr, a dropped row's (s == 0) +0 or
+ * untouched. Each element is read before it is written: gf may be gy, gx gin. */
+static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void *r, const void *gin, float s,
+                                 size_t i0, size_t n, const dp_nbwd_row *w, const dp_norm_kargs *a, int tx, int tf) {
+  for (size_t i = i0; i < n; i++) {
+    const float gyv = dp_load_elem(gy, i, tf);
+    const float xh = (dp_load_elem(r, i, tx) - w->mean) * w->rstd;
+    const float g = a->gamma ? gyv * a->gamma[i] : gyv;
+    const float gn = ((g - w->mg) - xh * w->mgx) * w->rstd;
+    uint16_t bits = 0;
+    const float gr = dp_norm_round(gin ? dp_load_elem(gin, i, tx) + gn : gn, tx, &bits);
+    if (gx) {
+      if (a->mode & DP_KBWD_ACC_X) dp_store_result(gx, i, dp_load_elem(gx, i, tx) + gr, tx);
+      else dp_norm_store_rounded(gx, i, gr, bits, tx);
+    }
+    if (s != 0.0f) {
+      const float sg = s * gr;
+      dp_store_result(gf, i, (a->mode & DP_KBWD_ACC_F) ? dp_load_elem(gf, i, tf) + sg : sg, tf);
+    } else if (!(a->mode & DP_KBWD_ACC_F)) {
+      dp_store_result(gf, i, 0.0f, tf);
+    }
+  }
+}
+
+/* mg and mgx from pass 1's lanes. */
+static inline void dp_nbwd_means(dp_nbwd_row *w, float ag[DP_NORM_LANES], float agx[DP_NORM_LANES], size_t n,
+                                 int rms) {
+  w->mg = rms ? 0.0f : dp_norm_lane_tree(ag) / (float)n;
+  w->mgx = dp_norm_lane_tree(agx) / (float)n;
+}
+
+/* The row's statistics as the backward reads them. */
+static inline dp_nbwd_row dp_nbwd_row_of(const float *stats, int rms) {
+  dp_nbwd_row w;
+  w.mean = rms ? 0.0f : stats[0];
+  w.rstd = stats[1];
+  w.mg = w.mgx = 0.0f;
+  return w;
+}
+
 #endif /* DP_NORM_ELEM_H */

@@ -1,0 +1,181 @@
+/* dp_backward_norm: the backward of dp_forward_norm in one pass over memory,
+ * with grad_gamma and grad_beta summed in a fixed order (norm_job.h has the
+ * job, the kernels are nbwd). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/norm_job.h"
+#include "core/dispatch.h"
+#include "core/fpenv.h"
+#include "core/maskgen.h"
+#include "kernels/common/canon.h"
+
+enum { GF, GX, GY, RR, GIN };
+
+/* Roles: grad_f (may be exactly grad_y), grad_x (optional, may be exactly
+ * grad_r_in), grad_y, r, grad_r_in (optional); arrays scales, gamma, mean,
+ * rstd (inputs), grad_gamma, grad_beta (outputs). */
+static const dp_op_args norm_backward_args = {
+    .n_tensors = 5,
+    .n_arrays = 6,
+    .x_role = RR,
+    .f_role = GY,
+    .tensor = {[GF] = {.dtype_class = DP_CLASS_F, .output = 1, .may_be = 1u << GY},
+               [GX] = {.dtype_class = DP_CLASS_X, .output = 1, .optional = 1, .may_be = 1u << GIN},
+               [GY] = {.dtype_class = DP_CLASS_F},
+               [RR] = {.dtype_class = DP_CLASS_X},
+               [GIN] = {.dtype_class = DP_CLASS_X, .optional = 1}},
+    .array = {{.per_sample = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
+              {.per_row = 1, .elem_size = sizeof(float)},
+              {.per_row = 1, .elem_size = sizeof(float)},
+              {.output = 1, .per_channel = 1, .elem_size = sizeof(float)},
+              {.output = 1, .per_channel = 1, .elem_size = sizeof(float)}},
+};
+
+/* The parameter gradients are summed per group of rows, each group by one
+ * thread in row order, then the groups in order: the groups depend only on
+ * the shape, so the sums are the same bits for any thread count. At most
+ * DP_NORM_GROUPS groups (the partials take 2*D floats each), at least
+ * DP_NORM_GROUP_MIN_ROWS rows per group. */
+#define DP_NORM_GROUPS 64
+#define DP_NORM_GROUP_MIN_ROWS 8
+
+typedef struct bwd_job {
+  dp_norm_job nj; /* first: the range function gets &nj.j */
+  size_t T, rows;
+  int want_gamma, want_beta;
+} bwd_job;
+
+/* Groups [lo, hi): zero the group's partials, then its rows in order, b-major. */
+static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
+  const bwd_job *bj = (const bwd_job *)(const void *)dp_norm_job_of(j);
+  const dp_norm_job *nj = &bj->nj;
+  const size_t D = j->D, G = nj->group_rows;
+  dp_norm_kargs a = nj->a;
+  if (j->stream) a.mode |= nj->stream_mode;
+  size_t memo_b = SIZE_MAX;
+  float memo_s = 0.0f;
+  for (size_t g = lo; g < hi; g++) {
+    float *pg = nj->partials ? nj->partials + g * 2 * D : NULL;
+    float *pb = pg ? pg + D : NULL;
+    if (pg) memset(pg, 0, 2 * D * sizeof(float));
+    if (!bj->want_gamma) pg = NULL;
+    if (!bj->want_beta) pb = NULL;
+    const size_t k1 = (g + 1) * G < bj->rows ? (g + 1) * G : bj->rows;
+    dp_norm_cursor c = {g * G / bj->T, g * G % bj->T};
+    for (size_t k = g * G; k < k1; k++) {
+      const float s = dp_scale_of(j, c.b, &memo_b, &memo_s);
+      const float stats[2] = {nj->mean_in ? nj->mean_in[k] : 0.0f, nj->rstd_in[k]};
+      nj->fn.nbwd(dp_norm_row(nj, GX, &c), dp_norm_row(nj, GF, &c), dp_norm_row(nj, GY, &c),
+                  dp_norm_row(nj, RR, &c), dp_norm_row(nj, GIN, &c), s, D, &a, stats, pg, pb);
+      if (++c.t == bj->T) {
+        c.t = 0;
+        c.b++;
+      }
+    }
+  }
+}
+
+/* out[d] = (out[d] +) the groups' partials summed in group order. */
+static void combine(float *out, const float *partials, size_t groups, size_t D, size_t at, int accumulate) {
+  for (size_t d = 0; d < D; d++) {
+    float t = partials[at + d];
+    for (size_t g = 1; g < groups; g++) t = t + partials[g * 2 * D + at + d];
+    out[d] = dp_f32_canon(accumulate ? out[d] + t : t);
+  }
+}
+
+static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_shape *shape, const dp_norm *norm,
+                                           const dp_tensor *grad_f, const dp_tensor *grad_x, const dp_tensor *grad_y,
+                                           const dp_tensor *r, const dp_tensor *grad_r_in, const float *scales,
+                                           float *grad_gamma, float *grad_beta, uint32_t flags) {
+  dp_status st = dp_check_params(params);
+  if (st != DP_OK) return st;
+  if (flags & ~(uint32_t)(DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X | DP_NORM_ACCUMULATE_GRAD_PARAMS))
+    return DP_ERR_BAD_FLAGS;
+  if ((st = dp_norm_check(norm)) != DP_OK) return st;
+  const dp_tensor *const t[5] = {grad_f, grad_x, grad_y, r, grad_r_in};
+  const void *const arr[6] = {scales, norm->gamma, norm->mean, norm->rstd, grad_gamma, grad_beta};
+  dp_combo combo;
+  if ((st = dp_check_args(&norm_backward_args, shape, t, arr, &combo)) != DP_OK) return st;
+  size_t rows;
+  if (dp_rows_of(shape, &rows) != DP_OK) return DP_ERR_SIZE_OVERFLOW;
+  const int rms = norm->kind == DP_NORM_RMS;
+  if (rows != 0 && shape->dim != 0 && (!norm->rstd || (!rms && !norm->mean))) return DP_ERR_NULL_POINTER;
+  const dp_nbwd_fn fn = dp_current_kernels()->nbwd[combo];
+  if (!fn) return DP_ERR_BAD_DTYPE;
+  if (rows == 0) return DP_OK;
+  const int acc_params = (flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) != 0;
+  if (shape->dim == 0) return DP_OK;
+
+  bwd_job bj;
+  dp_norm_job *nj = &bj.nj;
+  dp_job *j = &nj->j;
+  bj.T = shape->seq ? shape->seq : 1;
+  bj.rows = rows;
+  bj.want_gamma = grad_gamma != NULL;
+  bj.want_beta = grad_beta != NULL;
+  nj->group_rows = 1;
+  nj->partials = NULL;
+  if (grad_gamma || grad_beta) {
+    size_t G = (rows + DP_NORM_GROUPS - 1) / DP_NORM_GROUPS;
+    if (G < DP_NORM_GROUP_MIN_ROWS) G = DP_NORM_GROUP_MIN_ROWS;
+    nj->group_rows = G;
+    const size_t groups = (rows + G - 1) / G;
+    const size_t n = dp_norm_mul_sat(dp_norm_mul_sat(groups, shape->dim), 2 * sizeof(float));
+    if (n == SIZE_MAX || !(nj->partials = (float *)malloc(n))) return DP_ERR_NO_MEMORY;
+  }
+  nj->groups = (rows + nj->group_rows - 1) / nj->group_rows;
+
+  dp_job_init(j, shape);
+  float stack_scales[DP_STACK_SCALES], *heap = NULL;
+  dp_job_draw(j, params, scales, NULL, stack_scales, &heap);
+  j->elementwise = 0;
+  dp_norm_role(nj, GF, grad_f);
+  dp_norm_role(nj, GX, grad_x);
+  dp_norm_role(nj, GY, grad_y);
+  dp_norm_role(nj, RR, r);
+  dp_norm_role(nj, GIN, grad_r_in);
+  nj->a.gamma = norm->gamma;
+  nj->a.beta = NULL;
+  nj->a.eps = norm->eps;
+  nj->a.mode = (rms ? (unsigned)DP_KNORM_RMS : 0u) |
+               ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? (unsigned)DP_KBWD_ACC_F : 0u) |
+               ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? (unsigned)DP_KBWD_ACC_X : 0u);
+  nj->mean_in = rms ? NULL : norm->mean;
+  nj->rstd_in = norm->rstd;
+  nj->fn.nbwd = fn;
+  const int gx_in_place = grad_x->data && grad_r_in->data && dp_tensors_identical(grad_x, grad_r_in, shape);
+  nj->stream_mode = DP_KNORM_STREAM_Y | (gx_in_place ? 0u : (unsigned)DP_KNORM_STREAM_R);
+  const size_t gf_bytes = dp_norm_bytes(nj, GF), gx_bytes = dp_norm_bytes(nj, GX);
+  j->written = dp_sat_add((flags & DP_BWD_ACCUMULATE_GRAD_F) ? 0 : gf_bytes,
+                          (flags & DP_BWD_ACCUMULATE_GRAD_X) || gx_in_place ? 0 : gx_bytes);
+  /* Reads grad_y, r, grad_r_in (and the accumulated outputs), writes grad_f and grad_x. */
+  size_t traffic = dp_sat_add(dp_sat_add(dp_norm_bytes(nj, GY), dp_norm_bytes(nj, RR)), dp_norm_bytes(nj, GIN));
+  traffic = dp_sat_add(traffic, dp_sat_add(gf_bytes, gx_bytes));
+  if (flags & DP_BWD_ACCUMULATE_GRAD_F) traffic = dp_sat_add(traffic, gf_bytes);
+  if (flags & DP_BWD_ACCUMULATE_GRAD_X) traffic = dp_sat_add(traffic, gx_bytes);
+  /* The walk's items are the groups: B groups of one row each (T = 1). */
+  j->B = nj->groups;
+  j->T = 1;
+  dp_run_job(j, params, traffic, norm_backward_range);
+  if (grad_gamma) combine(grad_gamma, nj->partials, nj->groups, shape->dim, 0, acc_params);
+  if (grad_beta) combine(grad_beta, nj->partials, nj->groups, shape->dim, shape->dim, acc_params);
+  free(nj->partials);
+  if (heap) free(heap);
+  return DP_OK;
+}
+
+/* The public entry: the work runs in the library's floating-point state
+ * (core/fpenv.h), behind a call so that none of it moves across the switch. */
+dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                           dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, const float *scales,
+                           float *grad_gamma, float *grad_beta, uint32_t flags) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st =
+      norm_backward(params, &shape, norm, &grad_f, &grad_x, &grad_y, &r, &grad_r_in, scales, grad_gamma, grad_beta,
+                    flags);
+  dp_fpenv_leave(e);
+  return st;
+}
