@@ -134,7 +134,33 @@ float sum_range(const float *__restrict a, size_t lo, size_t hi) {
   return t;
 }
 
+// A LayerNorm as one would write it in C: the mean, the variance of the
+// deviations, then y; the compiler vectorises what it may (no -ffast-math,
+// so the sums stay sequential).
+void layernorm_rows(float *__restrict y, const float *__restrict x, const float *__restrict gamma,
+                    const float *__restrict beta, float *mean, float *rstd, size_t dim, float eps, size_t lo,
+                    size_t hi) {
+  for (size_t r = lo; r < hi; r++) {
+    const float *xr = x + r * dim;
+    float *yr = y + r * dim;
+    float s = 0.0f;
+    for (size_t i = 0; i < dim; i++) s += xr[i];
+    const float m = s / float(dim);
+    float v = 0.0f;
+    for (size_t i = 0; i < dim; i++) v += (xr[i] - m) * (xr[i] - m);
+    const float rs = 1.0f / __builtin_sqrtf(v / float(dim) + eps);
+    for (size_t i = 0; i < dim; i++) yr[i] = (xr[i] - m) * rs * gamma[i] + beta[i];
+    mean[r] = m;
+    rstd[r] = rs;
+  }
+}
+
 }  // namespace
+
+void layernorm(float *y, const float *x, const float *gamma, const float *beta, float *mean, float *rstd, size_t rows,
+               size_t dim, float eps, int threads) {
+  over_range(rows, threads, [=](size_t lo, size_t hi) { layernorm_rows(y, x, gamma, beta, mean, rstd, dim, eps, lo, hi); });
+}
 
 void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads) {
   over_range(n, threads, [=](size_t lo, size_t hi) { triad_nt_range(a, b, c, s, lo, hi); });

@@ -25,7 +25,10 @@
   void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads);     \
   void split_nt(float *a, float *b, const float *c, float s, size_t n, int threads);           \
   /* The next layer reading an output once: the sum of its elements. */                         \
-  float sum(const float *a, size_t n, int threads);
+  float sum(const float *a, size_t n, int threads);                                             \
+  /* Plain LayerNorm over rows of dim: two passes for the statistics, one for y. */             \
+  void layernorm(float *y, const float *x, const float *gamma, const float *beta, float *mean,  \
+                 float *rstd, size_t rows, size_t dim, float eps, int threads);
 
 namespace dpb_base {
 DP_BASELINE_DECLS

@@ -88,6 +88,7 @@ void register_api();
 void register_baselines();
 void register_kernels();
 void register_store();
+void register_norm();
 
 }  // namespace dpb
 
