@@ -78,7 +78,7 @@ void ref_norm_forward(const dp_params *params, dp_shape shape, const dp_norm *no
   for (size_t b = 0; b < B; b++) {
     float s;
     if (inference) s = params->scale_by_keep ? 1.0f : ref_keep(params->drop_prob);
-    else s = ref_sample_scale(params, b);
+    else s = ref_sample_scale(params, shape.batch, b);
     if (scales_out && !inference) scales_out[b] = s;
     if (D == 0) continue;
     for (size_t t = 0; t < T; t++) {
@@ -132,7 +132,7 @@ void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *n
   for (size_t k = 0; k < rows; k++) {
     const size_t b = k / T, t = k % T;
     float *pg = part + (k / G) * 2 * D, *pb = pg + D;
-    const float s = scales ? scales[b] : ref_sample_scale(params, b);
+    const float s = scales ? scales[b] : ref_sample_scale(params, shape.batch, b);
     const float mean = rms ? 0.0f : norm->mean[k], rstd = norm->rstd[k];
     float gyv, xh, g;
     for (size_t d = 0; d < D; d++) {

@@ -136,7 +136,8 @@ static void case_random(ncase *c, tu_rng *rng, int inference) {
   dp_params_init(&c->p);
   static const double ps[] = {0.0, 0.1, 0.5, 1.0};
   c->p.drop_prob = ps[tu_range(rng, 0, 3)];
-  c->p.mode = tu_range(rng, 0, 4) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+  static const int modes[] = {DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW};
+  c->p.mode = modes[tu_range(rng, 0, 4)];
   c->p.scale_by_keep = tu_range(rng, 0, 3) != 0;
   c->p.seed = tu_next(rng);
   c->p.offset = tu_next(rng) & 0xffff;
@@ -584,7 +585,8 @@ static void b_random(bcase *c, tu_rng *rng) {
   dp_params_init(&c->p);
   static const double ps[] = {0.0, 0.1, 0.5, 1.0};
   c->p.drop_prob = ps[tu_range(rng, 0, 3)];
-  c->p.mode = tu_range(rng, 0, 4) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+  static const int modes[] = {DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW};
+  c->p.mode = modes[tu_range(rng, 0, 4)];
   c->p.seed = tu_next(rng);
   c->p.num_threads = (int)tu_range(rng, 0, 2);
   for (int i = 0; i < NB; i++) {
