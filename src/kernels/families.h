@@ -30,7 +30,12 @@ struct dp_norm_kargs; /* the norm families' row constants: kernels/norm/norm_kar
      float *tmp, float *stats))                                                                   \
   X(ctx, nbwd, DP_COMBOS_ALL,                                                                     \
     (void *gx, void *gf, const void *gy, const void *r, const void *gin, float s, size_t n,       \
-     const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb))
+     const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb)) \
+  X(ctx, fwdls, DP_COMBOS_F32,                                                                    \
+    (void *out, const void *x, const void *f, const float *gamma, size_t d, float s, size_t n, int stream)) \
+  X(ctx, bwdls, DP_COMBOS_F32,                                                                    \
+    (void *gf, void *gx, const void *g, const void *f, const float *gamma, float *acc, size_t d, float s, size_t n, \
+     unsigned mode))
 
 /*
  * Dtype combinations: X is the residual-stream type (x, out, grad_out,

@@ -33,6 +33,16 @@
  *            gx = gr (DP_KBWD_ACC_X: gx + gr; NULL: not written); gf = s*gr (DP_KBWD_ACC_F:
  *            gf + s*gr), and for s == 0 +0 (DP_KBWD_ACC_F: untouched); pg[i] += gy*xhat and
  *            pb[i] += gy unless NULL. gf may equal gy exactly, gx gin.
+ *   fwdls  LayerScale join over n/d whole rows of d elements (n a multiple of d;
+ *          gamma: d floats, element i of a row uses gamma[i]):
+ *            out = x + ((gamma*f)*s)  three roundings in that order, no FMA
+ *          (out, x: X; f: F). out may equal x or f exactly.
+ *   bwdls  backward of fwdls over n/d whole kept rows, one pass over g (X):
+ *            gs = g*s;  gf = gs*gamma  or, with DP_KBWD_ACC_F, gf + gs*gamma   (gf: F)
+ *            if gx: as bwd (gx = g, or gx + g with DP_KBWD_ACC_X)
+ *            if acc: acc[i] = acc[i] + gs*f  for each row in order (acc: d f32; f: F,
+ *                    read only when acc is given; acc is never streamed)
+ *          gf may equal g or f exactly; gx, gamma and acc never alias anything.
  *
  * Non-temporal stores: with stream = 1 (fwd, scale) or DP_KBWD_STREAM (bwd)
  * an x86 kernel may write its outputs with weakly-ordered non-temporal

@@ -40,9 +40,8 @@ const kt_family *kt_family_of(dp_family family) {
 
 /* ---------------------------------------------------------------- arenas */
 
-#define MAX_N ((size_t)16384 + 64) /* largest case: the streaming sweep */
 /* Usable bytes between the two fences; page_size rounds it up. */
-#define ARENA_BYTES (MAX_N * 4 + 2 * TU_GUARD_BYTES + 128)
+#define ARENA_BYTES (KT_MAX_N * 4 + 2 * TU_GUARD_BYTES + 128)
 
 typedef struct arena {
   unsigned char *map;
@@ -134,7 +133,9 @@ const float kt_s_list[KT_N_S] = {1.0f, 0.5f, 1.0f / 0.9f, 1.0f / (float)(1.0 - 1
 static const int combo_dtypes[DP_COMBO_COUNT][2] = {DP_COMBOS_ALL(KT_COMBO_DTYPES_, )};
 #undef KT_COMBO_DTYPES_
 
-int kt_role_dtype(const kt_data *d, dp_combo c, int role) { return combo_dtypes[c][(d->f_roles >> role) & 1u]; }
+int kt_role_dtype(const kt_data *d, dp_combo c, int role) {
+  return (d->f32_roles >> role) & 1u ? DP_F32 : combo_dtypes[c][(d->f_roles >> role) & 1u];
+}
 
 static const uint32_t f32_specials[] = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
                                         0x7fc00000u, 0x00000001u, 0x807fffffu, 0x00800000u,

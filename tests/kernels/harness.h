@@ -30,7 +30,8 @@ extern "C" {
 #endif
 
 #define KT_NROLES 8 /* buffers a kernel takes, at most (the norm families: elements, gamma, beta, scratch) */
-#define KT_MAX_VARIANTS 32
+#define KT_MAX_VARIANTS 48
+#define KT_MAX_N ((size_t)16384 + 64) /* elements of the largest case (the streaming sweep) */
 
 /* GUARDED: TU_GUARD_BYTES of guard on both sides; FENCE_HEAD: the buffer
  * starts `off` bytes after a PROT_NONE page; FENCE_TAIL: it ends right at one. */
@@ -52,6 +53,7 @@ typedef struct kt_variant {
 typedef struct kt_case {
   kt_variant v;
   size_t n;
+  size_t d; /* families with channel roles: the row length (n is a multiple of it); else 0 */
   size_t off[KT_NROLES]; /* bytes past a 64-byte boundary, a multiple of the element size */
   int place;
   float s;
@@ -68,6 +70,9 @@ static inline void kt_push_variant(kt_variant *v, size_t cap, size_t *n, kt_vari
 typedef struct kt_data {
   const char *roles[KT_NROLES]; /* buffer names in argument order, NULL past the last */
   unsigned f_roles;             /* bit r: role r has the branch type F; the others X */
+  unsigned f32_roles;           /* bit r: role r is f32 whatever the combo (LayerScale's gamma) */
+  unsigned chan_roles;          /* bit r: role r holds one row of d elements, not n (gamma, its
+                                   gradient's partial sums): cases are then whole rows */
   /* Every variant the family allows for combo c, appended with
    * kt_push_variant; returns how many there are (more than cap fails). */
   size_t (*variants)(dp_combo c, kt_variant *v, size_t cap);

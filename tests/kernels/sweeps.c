@@ -23,8 +23,13 @@ static size_t role_size(const kt_runner *ru, int role) {
   return tu_dtype_size(kt_role_dtype(ru->fam->data, ru->k->combo, role));
 }
 
+/* Elements of role r in case c: a row for channel roles, else n. */
+static size_t role_elems(const kt_runner *ru, const kt_case *c, int role) {
+  return (ru->fam->data->chan_roles >> role) & 1u ? c->d : c->n;
+}
+
 static size_t effective_off(const kt_runner *ru, const kt_case *c, int role) {
-  const size_t bytes = c->n * role_size(ru, role);
+  const size_t bytes = role_elems(ru, c, role) * role_size(ru, role);
   return c->place == KT_PLACE_FENCE_TAIL ? (64 - bytes % 64) % 64 : c->off[role];
 }
 
@@ -32,6 +37,7 @@ void kt_data_describe(char *buf, size_t len, const kt_runner *ru, const void *c_
   const kt_case *c = (const kt_case *)c_;
   const kt_data *d = ru->fam->data;
   int w = snprintf(buf, len, "n=%zu s=%.9g (0x%08x) ", c->n, (double)c->s, (unsigned)tu_f32_bits(c->s));
+  if (d->chan_roles) w += snprintf(buf + w, len - (size_t)w, "d=%zu ", c->d);
   w += d->describe(buf + w, len - (size_t)w, &c->v);
   if (c->v.alias) w += snprintf(buf + w, len - (size_t)w, " in-place(%s==%s)", d->roles[0], d->roles[c->v.alias]);
   w += snprintf(buf + w, len - (size_t)w, " %s misalign(", kt_place_name(c->place));
@@ -76,7 +82,7 @@ static int compare_role(const kt_runner *ru, const kt_case *c, int role, const k
         snprintf(msg, sizeof msg, "%s wrote %s[byte -%ld] (before the buffer)", who, name, before);
       else
         snprintf(msg, sizeof msg, "%s wrote %s[byte %zu] = element %zu, past the end (n=%zu)", who, name,
-                 t->bytes + (size_t)after, c->n + (size_t)after / es, c->n);
+                 t->bytes + (size_t)after, t->bytes / es + (size_t)after / es, t->bytes / es);
       kt_report(ru, c, msg);
       return 0;
     }
@@ -102,10 +108,10 @@ static int run_case(kt_runner *ru, const kt_case *c) {
   for (int role = 0; role < KT_NROLES; role++) {
     if (!role_present(d, c, role)) continue;
     const int et = kt_role_dtype(d, combo, role);
-    const size_t bytes = c->n * tu_dtype_size(et);
+    const size_t elems = role_elems(ru, c, role), bytes = elems * tu_dtype_size(et);
     for (int set = 0; set < 2; set++) b[set][role] = kt_place(set, role, c->place, c->off[role], bytes);
     if ((reads >> role) & 1u) {
-      kt_fill(&ru->rng, b[0][role].data, c->n, et, c->specials);
+      kt_fill(&ru->rng, b[0][role].data, elems, et, c->specials);
       memcpy(b[1][role].data, b[0][role].data, bytes);
     }
   }
@@ -155,6 +161,14 @@ static void base_case(kt_runner *ru, kt_case *c, const kt_variant *v, size_t n) 
   for (int r = 0; r < KT_NROLES; r++) c->off[r] = random_off(&ru->rng, role_size(ru, r));
   c->s = random_s(&ru->rng);
   c->specials = 1;
+  /* Families with channel roles: n is the row length, the case 1 to 3 rows
+   * of it (the arenas hold KT_MAX_N elements). Other families draw nothing
+   * more, so their seeds replay as before. */
+  if (ru->fam->data->chan_roles) {
+    c->d = n;
+    const size_t most = n == 0 ? 1 : n > KT_MAX_N / 3 ? KT_MAX_N / n : 3;
+    c->n = n * tu_range(&ru->rng, 1, most);
+  }
 }
 
 #define RUN(c)                          \
