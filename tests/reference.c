@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- Philox */
@@ -285,5 +286,124 @@ void ref_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_
         }
       }
     }
+  }
+}
+
+/* ---------------------------------------------------------------- LayerScale */
+
+static float canon_f32(float v) { return isnan(v) ? tu_bits_f32(0x7fc00000u) : v; }
+
+/* out = x + ((gamma_d*f)*s) where s != 0, else out = x. */
+static void ls_join(dp_shape shape, const dp_tensor *out, const dp_tensor *x, const dp_tensor *f,
+                    const float *gamma, size_t b, float s) {
+  for (size_t r = 0; r < rows_of(shape); r++) {
+    for (size_t d = 0; d < shape.dim; d++) {
+      if (s != 0.0f) {
+        const float xv = load(x, b, r, d);
+        const float ls = gamma[d] * load(f, b, r, d);
+        const float dropped = ls * s;
+        store_result(out, b, r, d, xv + dropped);
+      } else {
+        copy_elem(out, x, b, r, d);
+      }
+    }
+  }
+}
+
+void ref_forward_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                    const float *gamma, float *scales_out) {
+  if (!gamma) {
+    ref_forward(params, shape, out, x, f, scales_out);
+    return;
+  }
+  for (size_t b = 0; b < shape.batch; b++) {
+    const float s = ref_sample_scale(params, b);
+    if (scales_out) scales_out[b] = s;
+    ls_join(shape, &out, &x, &f, gamma, b, s);
+  }
+}
+
+void ref_inference_add_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                          const float *gamma) {
+  if (!gamma) {
+    ref_inference_add(params, shape, out, x, f);
+    return;
+  }
+  const float s = params->scale_by_keep ? 1.0f : ref_keep(params->drop_prob);
+  for (size_t b = 0; b < shape.batch; b++) ls_join(shape, &out, &x, &f, gamma, b, s);
+}
+
+void ref_ls_groups(dp_shape shape, size_t *per, size_t *count) {
+  const size_t R = shape.batch * rows_of(shape), D = shape.dim;
+  /* M = min(64, max(1, floor(2^22 / D))), P = max(ceil(2^16 / D), ceil(R / M)). */
+  size_t M = D ? ((size_t)1 << 22) / D : 64;
+  if (M < 1) M = 1;
+  if (M > 64) M = 64;
+  size_t P = D ? (((size_t)1 << 16) + D - 1) / D : 1;
+  if ((R + M - 1) / M > P) P = (R + M - 1) / M;
+  *per = P;
+  *count = (R + P - 1) / P;
+}
+
+void ref_backward_ls(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
+                     dp_tensor grad_out, dp_tensor f, const float *gamma, float *grad_gamma, const float *scales,
+                     uint32_t flags) {
+  if (!gamma) {
+    ref_backward(params, shape, grad_f, grad_x, grad_out, scales, flags & ~(uint32_t)DP_BWD_ACCUMULATE_GRAD_GAMMA);
+    return;
+  }
+  const int acc_f = (flags & DP_BWD_ACCUMULATE_GRAD_F) != 0;
+  const int acc_x = (flags & DP_BWD_ACCUMULATE_GRAD_X) != 0;
+  const size_t T = rows_of(shape), D = shape.dim;
+  size_t per, count;
+  ref_ls_groups(shape, &per, &count);
+  float *total = (float *)calloc(D ? D : 1, sizeof(float)), *part = (float *)calloc(D ? D : 1, sizeof(float));
+  if (!total || !part) abort();
+  for (size_t k = 0; k < count; k++) {
+    for (size_t d = 0; d < D; d++) part[d] = 0.0f;
+    for (size_t row = k * per; row < (k + 1) * per && row < shape.batch * T; row++) {
+      const size_t b = row / T, r = row % T;
+      const float s = scales ? scales[b] : ref_sample_scale(params, b);
+      for (size_t d = 0; d < D; d++) {
+        const float g = load(&grad_out, b, r, d);
+        /* Everything read before grad_f is written: it may be grad_out or f. */
+        const float fv = grad_gamma && s != 0.0f ? load(&f, b, r, d) : 0.0f;
+        if (grad_x.data) {
+          if (acc_x) store_result(&grad_x, b, r, d, load(&grad_x, b, r, d) + g);
+          else copy_elem(&grad_x, &grad_out, b, r, d);
+        }
+        if (s != 0.0f) {
+          const float grad_t = g * s;
+          const float gf = grad_t * gamma[d];
+          store_result(&grad_f, b, r, d, acc_f ? load(&grad_f, b, r, d) + gf : gf);
+          if (grad_gamma) part[d] = canon_f32(part[d] + grad_t * fv);
+        } else if (!acc_f) {
+          zero_elem(&grad_f, b, r, d);
+        }
+      }
+    }
+    /* Group 0's partials are the running total; the next ones add to it. */
+    for (size_t d = 0; d < D; d++) total[d] = k == 0 ? part[d] : total[d] + part[d];
+  }
+  if (grad_gamma)
+    for (size_t d = 0; d < D; d++)
+      grad_gamma[d] = canon_f32((flags & DP_BWD_ACCUMULATE_GRAD_GAMMA) ? grad_gamma[d] + total[d] : total[d]);
+  free(part);
+  free(total);
+}
+
+void ref_grad_gamma_f64(const dp_params *params, dp_shape shape, dp_tensor grad_out, dp_tensor f,
+                        const float *scales, double *sum, double *abs_sum) {
+  for (size_t d = 0; d < shape.dim; d++) sum[d] = abs_sum[d] = 0.0;
+  for (size_t b = 0; b < shape.batch; b++) {
+    const float s = scales ? scales[b] : ref_sample_scale(params, b);
+    if (s == 0.0f) continue;
+    for (size_t r = 0; r < rows_of(shape); r++)
+      for (size_t d = 0; d < shape.dim; d++) {
+        const float grad_t = load(&grad_out, b, r, d) * s;
+        const double term = (double)grad_t * (double)load(&f, b, r, d);
+        sum[d] += term;
+        abs_sum[d] += fabs(term);
+      }
   }
 }

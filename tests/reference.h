@@ -60,4 +60,23 @@ void ref_drop_path(const dp_params *params, dp_shape shape, dp_tensor out, dp_te
 void ref_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
                   dp_tensor grad_out, const float *scales, uint32_t flags);
 
+/* LayerScale (droppath.h): out = x + ((gamma_d*f)*s); gamma NULL is the
+ * plain operation. */
+void ref_forward_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                    const float *gamma, float *scales_out);
+void ref_inference_add_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                          const float *gamma);
+/* grad_f = (g*s)*gamma_d, grad_x (+)= g, grad_gamma (+)= the sum of (g*s)*f
+ * over kept rows in the header's group order (written out here from the
+ * header's formula for the group size). */
+void ref_backward_ls(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
+                     dp_tensor grad_out, dp_tensor f, const float *gamma, float *grad_gamma, const float *scales,
+                     uint32_t flags);
+/* The header's grouping of grad_gamma's rows: rows per group and groups. */
+void ref_ls_groups(dp_shape shape, size_t *per, size_t *count);
+/* grad_gamma in double precision (products of the f32 g*s and f, summed in
+ * double), and the sum of their magnitudes, for error bounds. */
+void ref_grad_gamma_f64(const dp_params *params, dp_shape shape, dp_tensor grad_out, dp_tensor f,
+                        const float *scales, double *sum, double *abs_sum);
+
 #endif

@@ -10,6 +10,9 @@
  *   drop_path          out[b] = m[b]*s*x[b]               dp_drop_path
  *   backward           grad_f[b] = m[b]*s*grad_out[b]     dp_backward
  *                      grad_x   (+)= grad_out
+ *   LayerScale join    out[b] = x[b] + m[b]*s*(gamma ⊙ f[b])   dp_forward_ls,
+ *                      (and its inference add and backward)   dp_inference_add_ls,
+ *                                                             dp_backward_ls
  *
  * keep = (float)(1.0 - drop_prob); s = 1/keep when scale_by_keep and keep > 0,
  * else 1.  Arithmetic is x + (s*f): one multiply, one add, never fused into an
@@ -106,8 +109,9 @@ typedef enum dp_status {
   DP_ERR_BAD_ARGUMENT,      /**< any other invalid value (schedule rule, thread count, ...) */
   DP_ERR_MISALIGNED,        /**< a data pointer is not a multiple of its element size (4 for f32,
                                  2 for bf16/f16; arrays: their element type's size) */
-  DP_ERR_NO_MEMORY          /**< a work buffer could not be allocated (dp_backward_norm's
-                                 per-group parameter-gradient partials); nothing was written */
+  DP_ERR_NO_MEMORY          /**< a work buffer could not be allocated (the per-group partial sums of
+                                 dp_backward_norm's parameter gradients or dp_backward_ls's grad_gamma);
+                                 nothing was written */
 } dp_status;
 
 /** Element type of a tensor. */
@@ -139,7 +143,8 @@ typedef enum dp_isa {
 /** Flags for dp_backward. */
 enum {
   DP_BWD_ACCUMULATE_GRAD_F = 1u << 0, /**< grad_f += m*s*grad_out (dropped rows untouched) */
-  DP_BWD_ACCUMULATE_GRAD_X = 1u << 1  /**< grad_x += grad_out (else grad_x = grad_out) */
+  DP_BWD_ACCUMULATE_GRAD_X = 1u << 1, /**< grad_x += grad_out (else grad_x = grad_out) */
+  DP_BWD_ACCUMULATE_GRAD_GAMMA = 1u << 2 /**< dp_backward_ls only: grad_gamma += the sum (else =) */
 };
 
 /** Flags in dp_params.flags. */
@@ -252,6 +257,78 @@ DP_API dp_status dp_drop_path(const dp_params *params, dp_shape shape, dp_tensor
 DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor grad_f,
                              dp_tensor grad_x, dp_tensor grad_out, const float *scales,
                              uint32_t flags);
+
+/*
+ * LayerScale (Touvron et al. 2021; timm's LayerScale, ConvNeXt's gamma):
+ * blocks computing x + drop_path(gamma * f) with gamma a learnable vector of
+ * D floats (f32 whatever the tensors' type), one per channel (the last,
+ * contiguous dimension).  The _ls functions fuse the multiply into the join;
+ * gamma == NULL makes each exactly its plain counterpart, bit for bit.
+ *
+ * Arithmetic order (timm's x + drop_path(f * gamma), drop_path multiplying
+ * by m/keep): out = x + ((gamma_d*f)*s): two multiplies and an add, each
+ * rounded in f32, never fused, the same bits on every ISA.  Backward, as
+ * PyTorch's autograd of that expression: gs = grad_out*s, grad_f = gs*gamma_d
+ * for kept samples (+0.0 for dropped ones, as dp_backward), grad_x (+)=
+ * grad_out, grad_gamma_d (+)= the sum over kept rows of gs*f.
+ *
+ * grad_gamma's summation order, fixed by the shape alone (never by threads
+ * or ISA, so the bits are the same for any thread count and on every ISA):
+ * rows r = b*T + t (b-major, whatever the tensors' layout) are cut into
+ * groups of P consecutive rows, with R = B*T,
+ *   M = min(64, max(1, floor(2^22 / D)))          most groups
+ *   P = max(ceil(2^16 / D), ceil(R / M))          rows per group
+ * Each group sums its kept rows in row order into partial sums starting at
+ * +0.0f (a dropped row is skipped, f and grad_out never read for it); the
+ * partials of groups 0, 1, 2, ... are added in that order; then grad_gamma
+ * = total, or grad_gamma + total with DP_BWD_ACCUMULATE_GRAD_GAMMA.  Every
+ * sum is f32 (per channel, never across channels); a NaN result is stored
+ * canonical.  The f32 error is bounded by (P + ceil(R/P) + 2) * 2^-24 times
+ * the sum of |gs*f| (first order), the bound the tests hold it to against a
+ * double-precision sum.  Scratch: ceil(R/P) * D floats (at most 16 MiB or
+ * 64 * D floats), on the stack up to 1024 floats.
+ *
+ * dtypes: f32 only for now (other combinations give DP_ERR_BAD_DTYPE when
+ * gamma is not NULL).
+ */
+
+/**
+ * Training forward with LayerScale, fused: out[b] = x[b] + m[b]*s*(gamma ⊙ f[b]),
+ * computed as x + ((gamma_d*f)*s).  gamma: D floats, or NULL for dp_forward
+ * itself.  Everything else as dp_forward: out may be exactly x or f; dropped
+ * samples copy x (f not read); scales_out may be NULL.  gamma must not
+ * overlap out or scales_out.
+ */
+DP_API dp_status dp_forward_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f,
+                               const float *gamma, float *scales_out);
+
+/**
+ * Inference residual add with LayerScale: out = x + gamma ⊙ f when
+ * scale_by_keep, else out = x + (gamma ⊙ f)*keep (Huang et al.'s rule),
+ * computed as x + ((gamma_d*f)*s) with s = 1 or keep ((gamma_d*f)*1 is
+ * gamma_d*f exactly).  gamma NULL: dp_inference_add itself.
+ */
+DP_API dp_status dp_inference_add_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                                     dp_tensor f, const float *gamma);
+
+/**
+ * Backward of dp_forward_ls, one pass over grad_out (and f):
+ *   grad_f[b]   = (grad_out[b]*s)*gamma   (+= with DP_BWD_ACCUMULATE_GRAD_F;
+ *                 dropped samples +0.0, or untouched when accumulating)
+ *   grad_x      (+)= grad_out             when grad_x.data is not NULL
+ *   grad_gamma  (+)= sum over kept rows of (grad_out*s)*f, in the fixed order
+ *                 above (+= with DP_BWD_ACCUMULATE_GRAD_GAMMA); NULL: not asked for
+ * f is the branch input the forward scaled (type F, f's layout of its own);
+ * it is read only for grad_gamma and may have NULL data without it.  The
+ * mask comes from scales (B floats) or, when NULL, from params as the
+ * forward drew it.  grad_f may be exactly grad_out or f; grad_x and
+ * grad_gamma overlap nothing; gamma overlaps no output.  gamma NULL:
+ * dp_backward itself (f not looked at), and grad_gamma must then be NULL
+ * (else DP_ERR_BAD_ARGUMENT, checked after the flags).
+ */
+DP_API dp_status dp_backward_ls(const dp_params *params, dp_shape shape, dp_tensor grad_f, dp_tensor grad_x,
+                                dp_tensor grad_out, dp_tensor f, const float *gamma, float *grad_gamma,
+                                const float *scales, uint32_t flags);
 
 /**
  * The mask of a call without touching data.  Each output may be NULL:

@@ -49,6 +49,19 @@ static void run_share(const dp_job *j, dp_range_fn range, size_t k, size_t m) {
   dp_fpenv_leave(e);
 }
 
+/* j->items on nt threads. */
+static void run_planned(dp_job *j, const dp_params *params, int nt, dp_range_fn range) {
+  j->stream = dp_job_stream(params, j, nt);
+#if DP_HAVE_OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    run_share(j, range, (size_t)omp_get_thread_num(), (size_t)omp_get_num_threads());
+    return;
+  }
+#endif
+  run_share(j, range, 0, 1);
+}
+
 void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_range_fn range) {
   /* Rows in role 0's memory order: seq-first outputs t-major. */
   j->seq_major = j->T > 1 && j->B > 1 && j->t[0].ts > j->t[0].ss;
@@ -66,19 +79,19 @@ void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_ran
     const size_t per_row = (want + rows - 1) / rows;
     size_t chunk = (j->D + per_row - 1) / per_row;
     chunk = (chunk + 15) & ~(size_t)15;
-    j->chunk = chunk < DP_MIN_CHUNK ? DP_MIN_CHUNK : chunk;
-    if (j->chunk > j->D) j->chunk = j->D;
+    if (chunk < DP_MIN_CHUNK) chunk = DP_MIN_CHUNK;
+    /* A per-channel vector restarts at each period: cut only between them
+     * (D, flattened or not, is a multiple of the period). */
+    if (j->period) chunk = (chunk + j->period - 1) / j->period * j->period;
+    j->chunk = chunk > j->D ? j->D : chunk;
   }
   /* (A division costs as much as a tiny call's validation: skip it.) */
   j->chunks_per_row = j->chunk == j->D ? 1 : (j->D + j->chunk - 1) / j->chunk;
   j->items = rows * j->chunks_per_row;
-  j->stream = dp_job_stream(params, j, nt);
-#if DP_HAVE_OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    run_share(j, range, (size_t)omp_get_thread_num(), (size_t)omp_get_num_threads());
-    return;
-  }
-#endif
-  run_share(j, range, 0, 1);
+  run_planned(j, params, nt, range);
+}
+
+void dp_run_items(dp_job *j, const dp_params *params, size_t traffic_bytes, size_t items, dp_range_fn range) {
+  j->items = items;
+  run_planned(j, params, dp_plan_threads(params, traffic_bytes, items), range);
 }

@@ -49,6 +49,10 @@ struct dp_job {
   size_t B, T, D;
   dp_rowptr t[DP_ROLES];
   int elementwise;     /* rows may be split, joined and flattened (not a norm over D) */
+  size_t period;       /* 0, or the length of a per-channel vector the kernels index (LayerScale's
+                          gamma, `chan`): rows still join and flatten, but every kernel call starts
+                          at channel 0 and covers whole periods (chunks are multiples of it) */
+  const float *chan;   /* the per-channel vector, when period is set */
   const float *scales; /* per-sample scales; NULL: fixed_scale (fixed) or drawn per sample */
   int fixed;           /* every sample has fixed_scale (inference) */
   float fixed_scale;
@@ -77,6 +81,7 @@ static inline void dp_job_init(dp_job *j, const dp_shape *shape) {
   j->T = shape->seq ? shape->seq : 1;
   j->D = shape->dim;
   j->elementwise = 1;
+  j->period = 0;
   j->scales = NULL;
   j->fixed = 0;
   j->fixed_scale = 0.0f;
@@ -142,6 +147,12 @@ int dp_plan_row_threads(const dp_params *params, size_t traffic_bytes, size_t ro
 /* Runs the job: plan threads, chunk rows, call range on each thread's share
  * (and fence when the job streams). traffic_bytes sizes the thread plan. */
 void dp_run_job(dp_job *j, const dp_params *params, size_t traffic_bytes, dp_range_fn range);
+
+/* Runs `items` work items the operation defines itself (not rows: groups of
+ * rows that share a partial sum, say): plan threads for them, call range on
+ * each thread's contiguous share [lo, hi) of [0, items), fence when the job
+ * streams. The walk's row fields (chunk, seq_major, dense) are not set. */
+void dp_run_items(dp_job *j, const dp_params *params, size_t traffic_bytes, size_t items, dp_range_fn range);
 
 /* ---- the walk templates; row is a constant: the operation's inline row function */
 
