@@ -317,7 +317,7 @@ void ref_forward_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_t
     return;
   }
   for (size_t b = 0; b < shape.batch; b++) {
-    const float s = ref_sample_scale(params, b);
+    const float s = ref_sample_scale(params, shape.batch, b);
     if (scales_out) scales_out[b] = s;
     ls_join(shape, &out, &x, &f, gamma, b, s);
   }
@@ -363,7 +363,7 @@ void ref_backward_ls(const dp_params *params, dp_shape shape, dp_tensor grad_f, 
     for (size_t d = 0; d < D; d++) part[d] = 0.0f;
     for (size_t row = k * per; row < (k + 1) * per && row < shape.batch * T; row++) {
       const size_t b = row / T, r = row % T;
-      const float s = scales ? scales[b] : ref_sample_scale(params, b);
+      const float s = scales ? scales[b] : ref_sample_scale(params, shape.batch, b);
       for (size_t d = 0; d < D; d++) {
         const float g = load(&grad_out, b, r, d);
         /* Everything read before grad_f is written: it may be grad_out or f. */
@@ -396,7 +396,7 @@ void ref_grad_gamma_f64(const dp_params *params, dp_shape shape, dp_tensor grad_
                         const float *scales, double *sum, double *abs_sum) {
   for (size_t d = 0; d < shape.dim; d++) sum[d] = abs_sum[d] = 0.0;
   for (size_t b = 0; b < shape.batch; b++) {
-    const float s = scales ? scales[b] : ref_sample_scale(params, b);
+    const float s = scales ? scales[b] : ref_sample_scale(params, shape.batch, b);
     if (s == 0.0f) continue;
     for (size_t r = 0; r < rows_of(shape); r++)
       for (size_t d = 0; d < shape.dim; d++) {

@@ -121,7 +121,8 @@ static void pick_params(tu_rng *r, dp_params *p) {
   p->drop_prob = tu_range(r, 0, 4) < 4 ? probs[tu_range(r, 0, 3)] : (double)tu_float(r) * 0.5 + 0.5;
   p->seed = tu_next(r);
   p->offset = tu_next(r) & 0xffff;
-  p->mode = tu_range(r, 0, 5) == 0 ? DP_MODE_BATCH : DP_MODE_ROW;
+  static const int modes[] = {DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW, DP_MODE_ROW};
+  p->mode = modes[tu_range(r, 0, 5)];
   p->scale_by_keep = tu_range(r, 0, 5) != 0;
   p->num_threads = (int)tu_range(r, 1, 4);
   static const uint32_t flags[] = {0, DP_FLAG_STREAM_NEVER, DP_FLAG_STREAM_ALWAYS};
@@ -230,7 +231,7 @@ static void bwd_make(tu_rng *r, bwd_case *c, dp_shape s) {
   if (c->gx) c->gxt = tens_make(r, s, (int)tu_range(r, 0, 2), 1);
   c->gamma = gamma_make(r, s.dim, tu_range(r, 0, 3) == 0);
   c->scales = (float *)malloc((s.batch ? s.batch : 1) * sizeof(float));
-  for (size_t b = 0; b < s.batch; b++) c->scales[b] = ref_sample_scale(&c->p, b);
+  for (size_t b = 0; b < s.batch; b++) c->scales[b] = ref_sample_scale(&c->p, s.batch, b);
   tu_fill_floats(r, c->grad_gamma, s.dim, 1);
 }
 
@@ -324,7 +325,7 @@ static void test_grad_gamma_deterministic(void **state) {
     base.gg = 1;
     base.flags = 0;
     base.p.drop_prob = 0.25;
-    for (size_t b = 0; b < s.batch; b++) base.scales[b] = ref_sample_scale(&base.p, b);
+    for (size_t b = 0; b < s.batch; b++) base.scales[b] = ref_sample_scale(&base.p, s.batch, b);
     bwd_case ref = bwd_clone(&base);
     bwd_call(&ref, 1);
     int first = 1;
@@ -418,7 +419,7 @@ static void test_dropped_never_read(void **state) {
     float *gamma = gamma_make(&r, s.dim, 0), grad_gamma[96];
     size_t dropped = 0;
     for (size_t b = 0; b < s.batch; b++) {
-      if (ref_sample_scale(&p, b) != 0.0f) continue;
+      if (ref_sample_scale(&p, s.batch, b) != 0.0f) continue;
       dropped++;
       for (size_t i = 0; i < s.seq * s.dim; i++) {
         ((float *)f.t.data)[b * s.seq * s.dim + i] = NAN;
@@ -432,7 +433,7 @@ static void test_dropped_never_read(void **state) {
     for (size_t i = 0; i < s.batch * s.seq * s.dim; i++) {
       const size_t b = i / (s.seq * s.dim);
       const float o = ((float *)out.t.data)[i], xv = ((float *)x.t.data)[i], gv = ((float *)gf.t.data)[i];
-      if (ref_sample_scale(&p, b) == 0.0f) {
+      if (ref_sample_scale(&p, s.batch, b) == 0.0f) {
         assert_true(tu_f32_bits(o) == tu_f32_bits(xv));
         assert_true(tu_f32_bits(gv) == 0u); /* +0.0 */
       } else {
@@ -461,8 +462,8 @@ static void test_arithmetic_order(void **state) {
   dp_params_init(&p);
   p.drop_prob = 0.2; /* keep = 0.8f, s = 1/0.8f */
   const float sc = 1.0f / (float)(1.0 - 0.2);
-  while (ref_sample_scale(&p, 0) == 0.0f) p.seed++; /* a seed that keeps the sample */
-  assert_true(ref_sample_scale(&p, 0) == sc);
+  while (ref_sample_scale(&p, 1, 0) == 0.0f) p.seed++; /* a seed that keeps the sample */
+  assert_true(ref_sample_scale(&p, 1, 0) == sc);
   assert_int_equal(dp_forward_ls(&p, s, dp_tensor_dense(out, DP_F32, s), dp_tensor_dense(x, DP_F32, s),
                                  dp_tensor_dense(f, DP_F32, s), gamma, NULL),
                    DP_OK);
