@@ -155,11 +155,65 @@ void layernorm_rows(float *__restrict y, const float *__restrict x, const float 
   }
 }
 
+// Whole rows [lo, hi) of dim: what a broadcasting framework op does.
+void ls_scale_rows(float *__restrict t, const float *__restrict f, const float *__restrict gamma, size_t dim,
+                   size_t lo, size_t hi) {
+  for (size_t r = lo; r < hi; r++)
+    for (size_t d = 0; d < dim; d++) t[r * dim + d] = f[r * dim + d] * gamma[d];
+}
+
+void ls_mul_rows(float *__restrict g, const float *__restrict gamma, size_t dim, size_t lo, size_t hi) {
+  for (size_t r = lo; r < hi; r++)
+    for (size_t d = 0; d < dim; d++) g[r * dim + d] *= gamma[d];
+}
+
+void ls_colsum_rows(float *__restrict acc, const float *__restrict gt, const float *__restrict f, size_t dim,
+                    size_t lo, size_t hi) {
+  for (size_t d = 0; d < dim; d++) acc[d] = 0.0f;
+  for (size_t r = lo; r < hi; r++)
+    for (size_t d = 0; d < dim; d++) acc[d] += gt[r * dim + d] * f[r * dim + d];
+}
+
+// body(lo, hi, k) over rows [0, rows): thread k of `threads` takes a
+// contiguous share.
+template <class Body>
+void over_rows(size_t rows, int threads, Body body) {
+#if DP_BENCH_OPENMP
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      const size_t k = size_t(omp_get_thread_num()), m = size_t(omp_get_num_threads());
+      body(rows * k / m, rows * (k + 1) / m, k);
+    }
+    return;
+  }
+#endif
+  (void)threads;
+  body(size_t(0), rows, size_t(0));
+}
+
 }  // namespace
 
 void layernorm(float *y, const float *x, const float *gamma, const float *beta, float *mean, float *rstd, size_t rows,
                size_t dim, float eps, int threads) {
   over_range(rows, threads, [=](size_t lo, size_t hi) { layernorm_rows(y, x, gamma, beta, mean, rstd, dim, eps, lo, hi); });
+}
+
+void ls_scale(float *t, const float *f, const float *gamma, size_t rows, size_t dim, int threads) {
+  over_rows(rows, threads, [=](size_t lo, size_t hi, size_t) { ls_scale_rows(t, f, gamma, dim, lo, hi); });
+}
+
+void ls_mul_inplace(float *g, const float *gamma, size_t rows, size_t dim, int threads) {
+  over_rows(rows, threads, [=](size_t lo, size_t hi, size_t) { ls_mul_rows(g, gamma, dim, lo, hi); });
+}
+
+void ls_grad_gamma(float *grad_gamma, float *partials, const float *gt, const float *f, size_t rows, size_t dim,
+                   int threads) {
+  const int m = threads > 1 ? threads : 1;
+  over_rows(rows, m, [=](size_t lo, size_t hi, size_t k) { ls_colsum_rows(partials + k * dim, gt, f, dim, lo, hi); });
+  for (size_t d = 0; d < dim; d++) grad_gamma[d] = partials[d];
+  for (int k = 1; k < m; k++)
+    for (size_t d = 0; d < dim; d++) grad_gamma[d] += partials[size_t(k) * dim + d];
 }
 
 void triad_nt(float *a, const float *b, const float *c, float s, size_t n, int threads) {

@@ -28,7 +28,14 @@
   float sum(const float *a, size_t n, int threads);                                             \
   /* Plain LayerNorm over rows of dim: two passes for the statistics, one for y. */             \
   void layernorm(float *y, const float *x, const float *gamma, const float *beta, float *mean,  \
-                 float *rstd, size_t rows, size_t dim, float eps, int threads);
+                 float *rstd, size_t rows, size_t dim, float eps, int threads);                 \
+  /* LayerScale as separate passes over rows of dim (gamma: dim floats): t = f * gamma; */      \
+  /* g *= gamma in place; grad_gamma = the column sums of gt * f (per-thread partials of */     \
+  /* dim floats in `partials`, room for threads * dim, then added on the calling thread). */    \
+  void ls_scale(float *t, const float *f, const float *gamma, size_t rows, size_t dim, int threads); \
+  void ls_mul_inplace(float *g, const float *gamma, size_t rows, size_t dim, int threads);     \
+  void ls_grad_gamma(float *grad_gamma, float *partials, const float *gt, const float *f, size_t rows, \
+                     size_t dim, int threads);
 
 namespace dpb_base {
 DP_BASELINE_DECLS

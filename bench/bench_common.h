@@ -89,6 +89,7 @@ void register_baselines();
 void register_kernels();
 void register_store();
 void register_norm();
+void register_layerscale();
 
 }  // namespace dpb
 

@@ -310,6 +310,7 @@ int main(int argc, char **argv) {
   dpb::register_kernels();
   dpb::register_store();
   dpb::register_norm();
+  dpb::register_layerscale();
 
   benchmark::AddCustomContext("dp_version", dp_version_string());
   benchmark::AddCustomContext("dp_suite", suite_name(dpb::config().suite));

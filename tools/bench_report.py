@@ -310,8 +310,8 @@ STORE_MIB = [1, 4, 16, 64, 256, 1024]
 
 def targets(res):
     """Rows of (label, goal text, threads, {isa: (value, unsteady keys)}, passes(value))."""
-    api = [k for k in res.cases if k.split("/")[0] in API_OPS or k.startswith(("tiny/", "norm/"))]
-    found = {k.split("/")[1] if not k.startswith(("tiny/", "norm/")) else k.split("/")[2] for k in api}
+    api = [k for k in res.cases if k.split("/")[0] in API_OPS or k.startswith(("tiny/", "norm/", "ls/"))]
+    found = {k.split("/")[1] if not k.startswith(("tiny/", "norm/", "ls/")) else k.split("/")[2] for k in api}
     isas = [i for i in ISA_ORDER if i in found]
     ts = threads_of(res.cases)
     ge = lambda goal: (lambda v: v >= goal)
@@ -354,6 +354,16 @@ def targets(res):
             vals = per_isa(lambda i: ratio(res.time(f"norm/sepc/{i}/{shp}/{t}"), res.time(f"norm/fused/{i}/{shp}/{t}")))
             rows.append((f"reference: norm fwd fused ÷ (dp_forward + plain C LayerNorm -O3 -march=native), {label}", "—",
                          t, vals, None))
+    # LayerScale in the join (bench/bench_layerscale.cc): the fused call
+    # against the separate passes a caller makes without it, as a speed-up.
+    for shp, label in (("vit", "ViT-B"), ("convnext", "ConvNeXt-T stage 1")):
+        for op, goal in (("fwd", 1.5), ("bwd", None)):
+            for t in ts:
+                vals = per_isa(lambda i: ratio(res.time(f"ls/split/{i}/{shp}/{op}/{t}"),
+                                               res.time(f"ls/fused/{i}/{shp}/{op}/{t}")))
+                what = "fwd, x + drop_path(gamma*f)" if op == "fwd" else "bwd, grad_f + grad_x + grad_gamma"
+                rows.append((f"LayerScale {what}: separate passes ÷ fused (time), {label} p=0.1", "≥ 1.50" if goal else "—",
+                             t, vals, ge(goal) if goal else None))
     for t in ts:
         vals = per_isa(lambda i: ratio(res.time(f"fwd/{i}/large/p0/inplace/{t}"), res.time(f"fwd/{i}/large/p0.5/inplace/{t}")))
         rows.append(("in-place p=0.5 speedup over p=0, large", "≥ 1.80", t, vals, ge(1.8)))
