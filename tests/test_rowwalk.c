@@ -4,7 +4,8 @@
  * elements at a time, with which scale, in which order. Elementwise jobs
  * join adjacent rows of one scale, flatten a sample's back-to-back rows and
  * split long rows across threads; a job that is not elementwise (a norm
- * over D) must get every row whole and alone.
+ * over D) must get every row whole and alone, and one with a period (a
+ * per-channel vector) only whole rows, starting at channel 0.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -166,6 +167,41 @@ static void test_threads_split_only_elementwise_rows(void **state) {
   expect_call(0, 0, D, 1.0f);
 }
 
+/* A per-channel vector (period D): rows join and split across threads,
+ * but every call starts at channel 0 and covers whole rows. */
+static void test_period_whole_rows(void **state) {
+  (void)state;
+  static const float s[1] = {1.0f};
+  dp_params p;
+  dp_params_init(&p);
+  p.num_threads = 2;
+  const size_t T = 500, D = 96; /* one sample of 500 rows, back to back: flattened to 48000 */
+  dp_job j;
+  reset();
+  make_job(&j, 1, T, D, T * D, D, s, 1);
+  j.period = D;
+  dp_run_job(&j, &p, T * D * 12, rec_range);
+  for (size_t i = 0; i < T * D; i++)
+    if (visits[i] != 1) fail_msg("element %zu visited %u times", i, (unsigned)visits[i]);
+  const size_t n = atomic_load(&ncalls);
+  for (size_t i = 0; i < n && i < MAX_CALLS; i++)
+    if (calls[i].off % D || calls[i].n % D) fail_msg("call %zu: offset %zu, %zu elements", i, calls[i].off, calls[i].n);
+#if DP_HAVE_OPENMP
+  if (omp_get_num_procs() > 1) assert_true(n > 1); /* the one flattened row was split */
+#endif
+  /* The small walk joins whole rows too. */
+  static const float s4[4] = {1.0f, 1.0f, 0.0f, 1.0f};
+  reset();
+  make_job(&j, 4, 3, 8, 24, 8, s4, 1);
+  j.period = 8;
+  p.num_threads = 1;
+  assert_true(dp_walk_small(&j, &p, 96 * 4, rec_row));
+  assert_int_equal(atomic_load(&ncalls), 3);
+  expect_call(0, 0, 48, 1.0f);
+  expect_call(1, 48, 24, 0.0f);
+  expect_call(2, 72, 24, 1.0f);
+}
+
 /* num_threads far above the machine: capped at the processors OpenMP reports
  * (starting INT_MAX threads would make libgomp abort the process). */
 static void test_thread_cap(void **state) {
@@ -204,6 +240,7 @@ int main(void) {
       cmocka_unit_test(test_whole_rows_when_not_elementwise),
       cmocka_unit_test(test_seq_first_order),
       cmocka_unit_test(test_threads_split_only_elementwise_rows),
+      cmocka_unit_test(test_period_whole_rows),
       cmocka_unit_test(test_thread_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
