@@ -7,6 +7,6 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON_DIR = os.path.dirname(HERE)
 REPO = os.path.dirname(PYTHON_DIR)
-for path in (HERE, PYTHON_DIR, os.path.join(REPO, "tools")):
+for path in (HERE, PYTHON_DIR, os.path.join(PYTHON_DIR, "examples"), os.path.join(REPO, "tools")):
     if path not in sys.path:
         sys.path.insert(0, path)
