@@ -435,12 +435,81 @@ static void test_compact_contract(void **state) {
 #undef UNTOUCHED
 }
 
+/* Random arguments, valid or not, into one guarded arena: a call either
+ * fails and leaves the arena and the index array as they were, or succeeds
+ * without writing outside the arena; it never crashes (and under ASan never
+ * reads outside what it was given). */
+static dp_tensor random_tensor(tu_rng *r, unsigned char *arena, size_t D, int dtype) {
+  dp_tensor t;
+  t.dtype = tu_range(r, 0, 7) == 0 ? (int)tu_range(r, 0, 3) : dtype; /* 3: no such dtype */
+  const size_t es = t.dtype == DP_F32 ? 4 : 2;
+  t.data = tu_range(r, 0, 15) == 0 ? NULL : arena + es * tu_range(r, 0, 4096) + (tu_range(r, 0, 15) == 0);
+  t.sample_stride = tu_range(r, 0, 7) == 0 ? tu_range(r, 0, 3 * D + 3) : D * tu_range(r, 1, 3);
+  t.seq_stride = tu_range(r, 0, 7) == 0 ? tu_range(r, 0, 3 * D + 3) : D;
+  return t;
+}
+
+static void test_compact_random_args(void **state) {
+  (void)state;
+  tu_rng r;
+  tu_rng_init(&r, tu_seed() ^ 0xa5);
+  enum { ARENA = 1 << 16 };
+  tu_buf arena = tu_buf_alloc(ARENA, 0);
+  unsigned char *copy = malloc(ARENA);
+  size_t idx[40], idx0[40], kept = 0;
+  assert_non_null(copy);
+  for (size_t it = 0; it < iters(20000); it++) {
+    for (size_t i = 0; i < ARENA; i += 8) memcpy(arena.data + i, &(uint64_t){tu_next(&r)}, 8);
+    dp_params p;
+    dp_params_init(&p);
+    p.drop_prob = tu_range(&r, 0, 20) == 0 ? 2.0 : (double)tu_range(&r, 0, 4) / 4.0;
+    p.mode = tu_range(&r, 0, 15) == 0 ? 3 : (int)tu_range(&r, 0, 2);
+    p.seed = tu_next(&r);
+    p.num_threads = (int)tu_range(&r, 0, 2);
+    const dp_shape sh = {tu_range(&r, 0, 20), tu_range(&r, 0, 3), tu_range(&r, 0, 20)};
+    /* indices: the mask's, or arbitrary */
+    if (tu_range(&r, 0, 2) != 0) {
+      dp_params q = p;
+      q.drop_prob = q.drop_prob > 1.0 ? 0.5 : q.drop_prob;
+      q.mode = q.mode > 2 ? 0 : q.mode;
+      assert_int_equal(dp_mask(&q, sh.batch, NULL, NULL, &kept, idx), DP_OK);
+    } else {
+      kept = tu_range(&r, 0, sh.batch + 2);
+      for (size_t i = 0; i < kept; i++) idx[i] = tu_range(&r, 0, 2) ? i * 2 : tu_range(&r, 0, 25);
+    }
+    if (tu_range(&r, 0, 20) == 0) kept += tu_range(&r, 1, 3);
+    memcpy(idx0, idx, sizeof idx);
+    const int dt = (int)tu_range(&r, 0, 2);
+    const dp_tensor a = random_tensor(&r, arena.data, sh.dim, dt), b = random_tensor(&r, arena.data, sh.dim, dt),
+                    c = random_tensor(&r, arena.data, sh.dim, dt);
+    const size_t *ip = tu_range(&r, 0, 30) == 0 ? NULL : idx;
+    memcpy(copy, arena.data, ARENA);
+    dp_status st;
+    size_t got_k = 12345;
+    switch (tu_range(&r, 0, 3)) {
+      case 0: st = dp_compact_gather(&p, sh, a, b, &got_k, idx); break;
+      case 1: st = dp_compact_forward(&p, sh, a, b, c, kept, ip); break;
+      case 2: st = dp_compact_backward(&p, sh, a, b, c, kept, ip, (uint32_t)tu_range(&r, 0, 4)); break;
+      default: st = dp_compact_scatter_add(&p, sh, a, b, kept, ip); break;
+    }
+    assert_true(tu_guards_intact(&arena));
+    if (st != DP_OK) {
+      assert_memory_equal(copy, arena.data, ARENA);
+      assert_memory_equal(idx, idx0, sizeof idx);
+      assert_int_equal(got_k, 12345);
+    }
+  }
+  free(copy);
+  tu_buf_free(&arena);
+}
+
 int main(void) {
   const struct CMUnitTest once[] = {
       cmocka_unit_test(test_exact_k_rule),
       cmocka_unit_test(test_exact_k_cut_paths_agree),
       cmocka_unit_test(test_exact_k_vectors),
       cmocka_unit_test(test_compact_contract),
+      cmocka_unit_test(test_compact_random_args),
   };
   const struct CMUnitTest per_isa[] = {cmocka_unit_test(test_compact_equals_dense)};
   int failed = cmocka_run_group_tests_name("compact", once, NULL, NULL);
