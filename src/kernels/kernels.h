@@ -26,6 +26,7 @@
  *            r NULL: not written; r may equal x exactly, y may equal f exactly.
  *            y = norm(r)*gamma + beta over the row with the statistics order of
  *            kernels/norm/norm_kargs.h; stats[0] = mean, stats[1] = rstd (canonical NaN).
+ *            y NULL: not written (a row outside an output subset), r and stats as ever.
  *            tmp: n floats of scratch (the row widened, re-read by the later passes) or
  *            NULL (they re-read r, or recompute it when r is NULL).
  *   nbwd   backward of nfwd for one whole row (gx, r, gin: X; gf, gy: F), stats = {mean, rstd}

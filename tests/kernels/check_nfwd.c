@@ -1,8 +1,9 @@
 /* nfwd: the residual join + norm of one row (kernels.h, kernels/norm/norm_kargs.h).
  * Eight buffers and per-row outputs, so it has cases of its own: every
  * combination of LayerNorm/RMSNorm, gamma, beta, r written/absent/in place,
- * y in place of f, dropped rows, scratch or none, streaming; rows at every
- * length to 80 and long ones; buffers against the fences and misaligned. */
+ * y in place of f or absent (a row outside an output subset: statistics
+ * only), dropped rows, scratch or none, streaming; rows at every length to
+ * 80 and long ones; buffers against the fences and misaligned. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ enum { R_ABSENT, R_SEPARATE, R_IS_X };
 typedef struct ncase {
   size_t n;
   float s, eps;
-  int dropped, rms, gamma, beta, r_mode, y_is_f, tmp;
+  int dropped, rms, gamma, beta, r_mode, y_is_f, y_absent, tmp;
   unsigned stream; /* DP_KNORM_STREAM_* */
   size_t off[NSLOTS];
   int place, specials;
@@ -69,7 +70,7 @@ static void formula_nfwd_f32(void *y_, void *r_, const void *x_, const void *f_,
   }
   const float var = lane_sum(lanes) / (float)n;
   const float rstd = 1.0f / sqrtf(var + a->eps);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; y && i < n; i++) {
     float t = (v[i] - mean) * rstd;
     if (a->gamma) t = t * a->gamma[i];
     if (a->beta) t = t + a->beta[i];
@@ -109,7 +110,7 @@ static size_t slot_bytes(dp_combo c, const ncase *k, int slot) {
 static int slot_present(const ncase *k, int slot) {
   switch (slot) {
     case SR: return k->r_mode == R_SEPARATE;
-    case SY: return !k->y_is_f;
+    case SY: return !k->y_is_f && !k->y_absent;
     case SGAMMA: return k->gamma;
     case SBETA: return k->beta;
     case STMP: return k->tmp;
@@ -123,7 +124,7 @@ static void describe(char *buf, size_t len, const kt_runner *ru, const void *c_)
   int w = snprintf(buf, len,
                    "n=%zu %s s=%.9g (0x%08x) eps=%g%s%s gamma=%d beta=%d r=%s y=%s tmp=%d stream=%s%s %s off(", k->n,
                    k->rms ? "rms" : "layer", (double)k->s, (unsigned)tu_f32_bits(k->s), (double)k->eps,
-                   k->dropped ? " dropped" : "", k->constant ? " constant" : "", k->gamma, k->beta, r_modes[k->r_mode], k->y_is_f ? "f" : "own",
+                   k->dropped ? " dropped" : "", k->constant ? " constant" : "", k->gamma, k->beta, r_modes[k->r_mode], k->y_absent ? "NULL" : k->y_is_f ? "f" : "own",
                    k->tmp, (k->stream & DP_KNORM_STREAM_Y) ? "y" : "", (k->stream & DP_KNORM_STREAM_R) ? "r" : "",
                    kt_place_name(k->place));
   for (int sl = 0; sl < NSLOTS; sl++)
@@ -174,7 +175,7 @@ static void call(const dp_kernel_info *fn, unsigned char *const p[NSLOTS], const
   a.eps = k->eps;
   a.mode = (k->rms ? (unsigned)DP_KNORM_RMS : 0u) | k->stream;
   void *r = k->r_mode == R_IS_X ? p[SX] : p[SR];
-  void *y = k->y_is_f ? p[SF] : p[SY];
+  void *y = k->y_absent ? NULL : k->y_is_f ? p[SF] : p[SY];
   fn->fn.nfwd(y, r, p[SX], k->dropped ? NULL : p[SF], k->s, k->n, &a, (float *)(void *)p[STMP],
               (float *)(void *)p[SSTATS]);
 }
@@ -232,6 +233,7 @@ static void random_case(kt_runner *ru, ncase *k, size_t n) {
   k->beta = (tu_next(r) & 3) != 0;
   k->r_mode = (int)tu_range(r, 0, 2);
   k->y_is_f = (tu_next(r) & 3) == 0;
+  k->y_absent = !k->y_is_f && (tu_next(r) & 7) == 0;
   k->tmp = (tu_next(r) & 3) != 0;
   k->stream = (unsigned)(tu_next(r) & 3) * DP_KNORM_STREAM_Y & (DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R);
   for (int sl = 0; sl < NSLOTS; sl++) {
@@ -251,12 +253,14 @@ static int run(kt_runner *ru) {
   ncase k;
   ru->section = "every n to 80, every flag combination in turn";
   for (size_t n = 1; n <= 80; n++)
-    for (unsigned v = 0; v < 16; v++) {
+    for (unsigned v = 0; v < 32; v++) {
       random_case(ru, &k, n);
       k.rms = v & 1;
       k.dropped = (v >> 1) & 1;
       k.tmp = (v >> 2) & 1;
       k.r_mode = (int)((v >> 3) & 1) ? R_IS_X : (n & 1) ? R_SEPARATE : R_ABSENT;
+      k.y_absent = (v >> 4) & 1;
+      if (k.y_absent) k.y_is_f = 0;
       RUN(k);
     }
 
@@ -283,11 +287,13 @@ static int run(kt_runner *ru) {
   {
     const size_t sizes[] = {255, 256, 257, 768, 1000 + tu_range(&ru->rng, 0, 15), 4096, 4100, 16384};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-      for (int v = 0; v < 4; v++) {
+      for (int v = 0; v < 8; v++) {
         random_case(ru, &k, sizes[i]);
         k.stream = DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R;
         if (v & 1) memset(k.off, 0, sizeof k.off);
-        k.tmp = v >> 1;
+        k.tmp = (v >> 1) & 1;
+        k.y_absent = v >> 2;
+        if (k.y_absent) k.y_is_f = 0;
         RUN(k);
       }
   }

@@ -65,7 +65,7 @@ DP_ALWAYS_INLINE void nfwd_run(void *y, void *r, const void *x, const void *f, f
   if (!f) r = NULL; /* r is x's bits now: nothing more to store */
   /* Streaming r only when the later passes do not read it back. */
   const int ntr = long_row && r && tmp && (a->mode & DP_KNORM_STREAM_R) && dp_is_aligned(r, HV_ALIGN);
-  const int nty = long_row && (a->mode & DP_KNORM_STREAM_Y) && dp_is_aligned(y, HV_ALIGN);
+  const int nty = long_row && y && (a->mode & DP_KNORM_STREAM_Y) && dp_is_aligned(y, HV_ALIGN);
 
   for (size_t k = 0; k < NFWD_K; k++) acc[k] = hv_set1(-0.0f);
   for (size_t i = 0; i < nb; i += DP_NORM_LANES)
@@ -93,14 +93,16 @@ DP_ALWAYS_INLINE void nfwd_run(void *y, void *r, const void *x, const void *f, f
   }
   const float rstd = dp_norm_rstd(lanes, n, a->eps);
 
-  const hv nm = hv_set1(-mean), vr = hv_set1(rstd);
-  for (size_t j = 0; j < nb; j += W) {
-    hv t = hv_mul(hv_add(nfwd_vec_again(r, x, f, tmp, j, vs, tx, tf), nm), vr);
-    if (a->gamma) t = hv_mul(t, hv_load(a->gamma, j, DP_T_F32, 0));
-    if (a->beta) t = hv_add(t, hv_load(a->beta, j, DP_T_F32, 0));
-    hv_store(y, j, t, tf, 0, nty);
+  if (y) { /* NULL: a row outside the output subset, statistics only */
+    const hv nm = hv_set1(-mean), vr = hv_set1(rstd);
+    for (size_t j = 0; j < nb; j += W) {
+      hv t = hv_mul(hv_add(nfwd_vec_again(r, x, f, tmp, j, vs, tx, tf), nm), vr);
+      if (a->gamma) t = hv_mul(t, hv_load(a->gamma, j, DP_T_F32, 0));
+      if (a->beta) t = hv_add(t, hv_load(a->beta, j, DP_T_F32, 0));
+      hv_store(y, j, t, tf, 0, nty);
+    }
+    dp_nfwd_pass3(y, r, x, f, s, tmp, nb, n, mean, rstd, a, tx, tf);
   }
-  dp_nfwd_pass3(y, r, x, f, s, tmp, nb, n, mean, rstd, a, tx, tf);
   stats[0] = dp_f32_canon(mean);
   stats[1] = dp_f32_canon(rstd);
 }
