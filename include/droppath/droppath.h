@@ -468,6 +468,32 @@ DP_API dp_status dp_forward_norm(const dp_params *params, dp_shape shape, const 
                                  dp_tensor r, dp_tensor x, dp_tensor f, float *scales_out);
 
 /**
+ * dp_forward_norm with an output subset, written compactly (flash-attention's
+ * out_subset): y_kept[i] = norm(r[next_kept_indices[i]])*gamma + beta for
+ * i < next_kept_count, the samples the *next* block keeps (dp_mask with the
+ * next block's params), so y_kept is what dp_compact_gather(next params, y)
+ * would return and the next branch runs on it directly: the gather pass is
+ * this one, and the y rows of samples the next block drops are never written.
+ * Everything else is dp_forward_norm's, bit for bit (y_kept's rows too): this
+ * block's mask from params, r for every sample (the next block's x), mean and
+ * rstd for every row, scales_out (dp_backward_norm_subset reads the
+ * statistics of the subset's rows only).
+ * y_kept is a compact tensor of next_kept_count samples (T rows of D
+ * elements, its own strides) of the branch type F; it may not overlap any
+ * other argument (not even f: its sample i is not f's sample i).  r as in
+ * dp_forward_norm (exactly x, or NULL data).  next_kept_indices: an input
+ * array of next_kept_count entries, checked with the arrays (after
+ * scales_out), and, after every other argument, strictly ascending and below
+ * B (else DP_ERR_NULL_POINTER or DP_ERR_BAD_ARGUMENT), as the compaction
+ * functions check their kept_indices.  No inference form: at inference the
+ * next block keeps every sample.
+ */
+DP_API dp_status dp_forward_norm_subset(const dp_params *params, dp_shape shape, const dp_norm *norm,
+                                        dp_tensor y_kept, dp_tensor r, dp_tensor x, dp_tensor f,
+                                        size_t next_kept_count, const size_t *next_kept_indices,
+                                        float *scales_out);
+
+/**
  * Inference form of dp_forward_norm, no randomness: r = x + f when
  * scale_by_keep, else r = x + keep*f (f not read when keep == 0), as
  * dp_inference_add; then y = norm(r)*gamma + beta.  r with NULL data is not
@@ -505,6 +531,39 @@ DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, cons
 DP_API dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
                                   dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in,
                                   const float *scales, float *grad_gamma, float *grad_beta, uint32_t flags);
+
+/**
+ * Backward of dp_forward_norm_subset: grad_y_kept is compact (sample i is
+ * sample next_kept_indices[i] of the call: the next branch's input gradient
+ * on the next block's kept samples), zero for every other sample.  One pass:
+ *   in the subset: grad_r = grad_r_in + norm_backward(grad_y) as dp_backward_norm;
+ *   elsewhere:     grad_r = grad_r_in, passed through unread by the norm
+ *                  (r, mean and rstd of those rows are not read)
+ *   grad_x = grad_r, grad_f = m*s*grad_r (flags as dp_backward_norm)
+ *   grad_gamma, grad_beta: dp_backward_norm's groups and order, the rows
+ *   outside the subset adding nothing.
+ * Outside the subset the rows are dp_backward's with grad_out = grad_r_in
+ * (grad_x a copy of its bits, or += it; grad_f = m*s*grad_r_in); without
+ * grad_r_in (NULL data) grad_x and grad_f are +0 there, or untouched with
+ * DP_BWD_ACCUMULATE_GRAD_X / _F.
+ * Against dp_backward_norm given the full grad_y, zero outside the subset:
+ * the subset's rows of grad_x and grad_f are the same bits; grad_beta is the
+ * same bits, and grad_gamma too when x-hat (from r, mean, rstd) is finite on
+ * the other rows (a zero term leaves a partial sum's bits as they are); the
+ * other rows of grad_x and grad_f are the same numbers up to the sign of a
+ * zero, except where x-hat or gamma is not finite: there dp_backward_norm's
+ * zero norm term is NaN, and this form has none.
+ * Arguments as dp_backward_norm, except: grad_y_kept has next_kept_count
+ * samples and may not overlap any other argument (grad_f may not be it);
+ * next_kept_indices is checked as in dp_forward_norm_subset, after the
+ * arrays (after grad_beta) for its extent and, after every other check, for
+ * its order and range.
+ */
+DP_API dp_status dp_backward_norm_subset(const dp_params *params, dp_shape shape, const dp_norm *norm,
+                                         dp_tensor grad_f, dp_tensor grad_x, dp_tensor grad_y_kept, dp_tensor r,
+                                         dp_tensor grad_r_in, size_t next_kept_count,
+                                         const size_t *next_kept_indices, const float *scales, float *grad_gamma,
+                                         float *grad_beta, uint32_t flags);
 
 /* ---------------------------------------------------------------- dispatch and threads */
 

@@ -18,15 +18,6 @@
 
 /* ---------------------------------------------------------------- shared */
 
-/* kept_count entries (the array is required), strictly ascending, each below B. */
-static dp_status check_indices(const size_t *idx, size_t kept, size_t B) {
-  if (!idx && kept > 0) return DP_ERR_NULL_POINTER;
-  if (kept > B) return DP_ERR_BAD_ARGUMENT;
-  for (size_t i = 0; i < kept; i++)
-    if (idx[i] >= B || (i > 0 && idx[i] <= idx[i - 1])) return DP_ERR_BAD_ARGUMENT;
-  return DP_OK;
-}
-
 /* s of a kept sample of a call whose mask kept `kept` of B samples. */
 static float kept_scale(const dp_params *params, size_t B, size_t kept) {
   float keep, s;
@@ -178,7 +169,7 @@ static DP_NOINLINE dp_status forward(const dp_params *params, const dp_shape *sh
   const void *const a[1] = {idx};
   dp_combo combo;
   if ((st = dp_check_args_kept(&forward_args, shape, kept, t, a, &combo)) != DP_OK) return st;
-  if ((st = check_indices(idx, kept, shape->batch)) != DP_OK) return st;
+  if ((st = dp_check_kept_indices(idx, kept, shape->batch)) != DP_OK) return st;
   const dp_fwd_fn fwd = dp_current_kernels()->fwd[combo];
   if (!fwd) return DP_ERR_BAD_DTYPE;
   if (shape->batch == 0 || shape->dim == 0) return DP_OK;
@@ -249,7 +240,7 @@ static DP_NOINLINE dp_status backward(const dp_params *params, const dp_shape *s
   const void *const a[1] = {idx};
   dp_combo combo;
   if ((st = dp_check_args_kept(&backward_args, shape, kept, t, a, &combo)) != DP_OK) return st;
-  if ((st = check_indices(idx, kept, shape->batch)) != DP_OK) return st;
+  if ((st = dp_check_kept_indices(idx, kept, shape->batch)) != DP_OK) return st;
   const dp_kernel_table *k = dp_current_kernels();
   const dp_fwd_fn acc_x = k->fwd[dp_combo_of(grad_out->dtype, grad_out->dtype)];
   if (!k->bwd[combo] || !acc_x) return DP_ERR_BAD_DTYPE;
@@ -316,7 +307,7 @@ static DP_NOINLINE dp_status scatter_add(const dp_params *params, const dp_shape
   const void *const a[1] = {idx};
   dp_combo combo;
   if ((st = dp_check_args_kept(&scatter_args, shape, kept, t, a, &combo)) != DP_OK) return st;
-  if ((st = check_indices(idx, kept, shape->batch)) != DP_OK) return st;
+  if ((st = dp_check_kept_indices(idx, kept, shape->batch)) != DP_OK) return st;
   const dp_fwd_fn fwd = dp_current_kernels()->fwd[combo];
   if (!fwd) return DP_ERR_BAD_DTYPE;
   if (kept == 0 || shape->dim == 0) return DP_OK;

@@ -1,6 +1,9 @@
-/* dp_backward_norm: the backward of dp_forward_norm in one pass over memory,
- * with grad_gamma and grad_beta summed in a fixed order (norm_job.h has the
- * job, the kernels are nbwd). */
+/* dp_backward_norm and dp_backward_norm_subset: the backward of
+ * dp_forward_norm (_subset) in one pass over memory, with grad_gamma and
+ * grad_beta summed in a fixed order (norm_job.h has the job, the kernels are
+ * nbwd). Under an output subset grad_y is compact; a row whose sample is not
+ * in it passes grad_r_in through as dp_backward's row does grad_out (the bwd
+ * kernel, copies), without reading r or the statistics. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +36,27 @@ static const dp_op_args norm_backward_args = {
               {.output = 1, .per_channel = 1, .elem_size = sizeof(float)}},
 };
 
+/* The subset form: grad_y compact (grad_f may not be it), the next block's
+ * kept indices a seventh array. */
+static const dp_op_args norm_backward_subset_args = {
+    .n_tensors = 5,
+    .n_arrays = 7,
+    .x_role = RR,
+    .f_role = GY,
+    .tensor = {[GF] = {.dtype_class = DP_CLASS_F, .output = 1},
+               [GX] = {.dtype_class = DP_CLASS_X, .output = 1, .optional = 1, .may_be = 1u << GIN},
+               [GY] = {.dtype_class = DP_CLASS_F, .compact = 1},
+               [RR] = {.dtype_class = DP_CLASS_X},
+               [GIN] = {.dtype_class = DP_CLASS_X, .optional = 1}},
+    .array = {{.per_sample = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
+              {.per_row = 1, .elem_size = sizeof(float)},
+              {.per_row = 1, .elem_size = sizeof(float)},
+              {.output = 1, .per_channel = 1, .elem_size = sizeof(float)},
+              {.output = 1, .per_channel = 1, .elem_size = sizeof(float)},
+              {.per_kept = 1, .elem_size = sizeof(size_t)}},
+};
+
 /* The parameter gradients are summed per group of rows, each group by one
  * thread in row order, then the groups in order: the groups depend only on
  * the shape, so the sums are the same bits for any thread count. At most
@@ -45,7 +69,40 @@ typedef struct bwd_job {
   dp_norm_job nj; /* first: the range function gets &nj.j */
   size_t T, rows;
   int want_gamma, want_beta;
+  dp_bwd_fn pass_bwd; /* rows outside a subset: dp_backward's kernels, grad_f = s*g and grad_x (+)= g */
+  dp_fwd_fn pass_acc; /* ... and grad_x += g where the bwd kernel cannot (g is grad_x itself, or s == 0) */
 } bwd_job;
+
+/* A row outside the output subset: grad_r = grad_r_in, dp_backward's row
+ * with grad_out = grad_r_in (grad_x may be grad_r_in itself here); without
+ * grad_r_in, grad_r = +0: the outputs are +0, or untouched when accumulated. */
+static void pass_through_row(const bwd_job *bj, const dp_norm_cursor *c, float s, unsigned mode) {
+  const dp_norm_job *nj = &bj->nj;
+  const size_t D = nj->j.D;
+  unsigned char *gx = dp_norm_row(nj, GX, c), *gf = dp_norm_row(nj, GF, c);
+  const unsigned char *gin = dp_norm_row(nj, GIN, c);
+  const int acc_x = (mode & DP_KBWD_ACC_X) != 0, acc_f = (mode & DP_KBWD_ACC_F) != 0;
+  if (!gin) {
+    if (gx && !acc_x) memset(gx, 0, D * nj->t[GX].es);
+    if (!acc_f) memset(gf, 0, D * nj->t[GF].es);
+    return;
+  }
+  if (gx == gin) { /* in place: grad_f first, while grad_x still holds grad_r_in */
+    if (s != 0.0f) bj->pass_bwd(gf, NULL, gin, s, D, mode & ~(unsigned)DP_KBWD_ACC_X);
+    else if (!acc_f) memset(gf, 0, D * nj->t[GF].es);
+    if (acc_x) bj->pass_acc(gx, gx, gin, 1.0f, D, 0);
+    return;
+  }
+  if (s != 0.0f) {
+    bj->pass_bwd(gf, gx, gin, s, D, mode);
+    return;
+  }
+  if (gx) {
+    if (acc_x) bj->pass_acc(gx, gx, gin, 1.0f, D, 0);
+    else memcpy(gx, gin, D * nj->t[GX].es);
+  }
+  if (!acc_f) memset(gf, 0, D * nj->t[GF].es);
+}
 
 /* Groups [lo, hi): zero the group's partials, then its rows in order, b-major. */
 static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
@@ -54,7 +111,9 @@ static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
   const size_t D = j->D, G = nj->group_rows;
   dp_norm_kargs a = nj->a;
   if (j->stream) a.mode |= nj->stream_mode;
-  size_t memo_b = SIZE_MAX;
+  /* dp_backward's kernel flags for rows outside a subset */
+  const unsigned pass_mode = (a.mode & (DP_KBWD_ACC_F | DP_KBWD_ACC_X)) | (j->stream ? (unsigned)DP_KBWD_STREAM : 0u);
+  size_t memo_b = SIZE_MAX, hint = SIZE_MAX;
   float memo_s = 0.0f;
   for (size_t g = lo; g < hi; g++) {
     float *pg = nj->partials ? nj->partials + g * 2 * D : NULL;
@@ -66,9 +125,14 @@ static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
     dp_norm_cursor c = {g * G / bj->T, g * G % bj->T};
     for (size_t k = g * G; k < k1; k++) {
       const float s = dp_scale_of(j, c.b, &memo_b, &memo_s);
-      const float stats[2] = {nj->mean_in ? nj->mean_in[k] : 0.0f, nj->rstd_in[k]};
-      nj->fn.nbwd(dp_norm_row(nj, GX, &c), dp_norm_row(nj, GF, &c), dp_norm_row(nj, GY, &c),
-                  dp_norm_row(nj, RR, &c), dp_norm_row(nj, GIN, &c), s, D, &a, stats, pg, pb);
+      const unsigned char *gy = nj->sub_idx ? dp_norm_subset_row(nj, GY, &c, &hint) : dp_norm_row(nj, GY, &c);
+      if (gy) {
+        const float stats[2] = {nj->mean_in ? nj->mean_in[k] : 0.0f, nj->rstd_in[k]};
+        nj->fn.nbwd(dp_norm_row(nj, GX, &c), dp_norm_row(nj, GF, &c), gy, dp_norm_row(nj, RR, &c),
+                    dp_norm_row(nj, GIN, &c), s, D, &a, stats, pg, pb);
+      } else {
+        pass_through_row(bj, &c, s, pass_mode);
+      }
       if (++c.t == bj->T) {
         c.t = 0;
         c.b++;
@@ -86,25 +150,32 @@ static void combine(float *out, const float *partials, size_t groups, size_t D, 
   }
 }
 
+/* The work of both entry points; sub_idx NULL and sub_on 0: every sample has a grad_y row. */
 static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_shape *shape, const dp_norm *norm,
                                            const dp_tensor *grad_f, const dp_tensor *grad_x, const dp_tensor *grad_y,
                                            const dp_tensor *r, const dp_tensor *grad_r_in, const float *scales,
-                                           float *grad_gamma, float *grad_beta, uint32_t flags) {
+                                           float *grad_gamma, float *grad_beta, uint32_t flags, int sub_on,
+                                           size_t sub_kept, const size_t *sub_idx) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   if (flags & ~(uint32_t)(DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X | DP_NORM_ACCUMULATE_GRAD_PARAMS))
     return DP_ERR_BAD_FLAGS;
   if ((st = dp_norm_check(norm)) != DP_OK) return st;
   const dp_tensor *const t[5] = {grad_f, grad_x, grad_y, r, grad_r_in};
-  const void *const arr[6] = {scales, norm->gamma, norm->mean, norm->rstd, grad_gamma, grad_beta};
+  const void *const arr[7] = {scales, norm->gamma, norm->mean, norm->rstd, grad_gamma, grad_beta, sub_idx};
   dp_combo combo;
-  if ((st = dp_check_args(&norm_backward_args, shape, t, arr, &combo)) != DP_OK) return st;
+  st = sub_on ? dp_check_args_kept(&norm_backward_subset_args, shape, sub_kept, t, arr, &combo)
+              : dp_check_args(&norm_backward_args, shape, t, arr, &combo);
+  if (st != DP_OK) return st;
   size_t rows;
   if (dp_rows_of(shape, &rows) != DP_OK) return DP_ERR_SIZE_OVERFLOW;
   const int rms = norm->kind == DP_NORM_RMS;
   if (rows != 0 && shape->dim != 0 && (!norm->rstd || (!rms && !norm->mean))) return DP_ERR_NULL_POINTER;
-  const dp_nbwd_fn fn = dp_current_kernels()->nbwd[combo];
-  if (!fn) return DP_ERR_BAD_DTYPE;
+  if (sub_on && (st = dp_check_kept_indices(sub_idx, sub_kept, shape->batch)) != DP_OK) return st;
+  const dp_kernel_table *kt = dp_current_kernels();
+  const dp_nbwd_fn fn = kt->nbwd[combo];
+  const dp_fwd_fn pass_acc = kt->fwd[dp_combo_of(r->dtype, r->dtype)];
+  if (!fn || (sub_on && (!kt->bwd[combo] || !pass_acc))) return DP_ERR_BAD_DTYPE;
   if (rows == 0) return DP_OK;
   const int acc_params = (flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) != 0;
   if (shape->dim == 0) return DP_OK;
@@ -116,6 +187,10 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   bj.rows = rows;
   bj.want_gamma = grad_gamma != NULL;
   bj.want_beta = grad_beta != NULL;
+  bj.pass_bwd = kt->bwd[combo];
+  bj.pass_acc = pass_acc;
+  nj->sub_idx = sub_on ? sub_idx : NULL;
+  nj->sub_kept = sub_kept;
   nj->group_rows = 1;
   nj->partials = NULL;
   if (grad_gamma || grad_beta) {
@@ -151,8 +226,12 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   const size_t gf_bytes = dp_norm_bytes(nj, GF), gx_bytes = dp_norm_bytes(nj, GX);
   j->written = dp_sat_add((flags & DP_BWD_ACCUMULATE_GRAD_F) ? 0 : gf_bytes,
                           (flags & DP_BWD_ACCUMULATE_GRAD_X) || gx_in_place ? 0 : gx_bytes);
-  /* Reads grad_y, r, grad_r_in (and the accumulated outputs), writes grad_f and grad_x. */
-  size_t traffic = dp_sat_add(dp_sat_add(dp_norm_bytes(nj, GY), dp_norm_bytes(nj, RR)), dp_norm_bytes(nj, GIN));
+  /* Reads grad_y, r, grad_r_in (and the accumulated outputs), writes grad_f and grad_x; a
+   * subset's grad_y and the r rows read have its kept samples only. */
+  const size_t bt = sub_on ? sub_kept : shape->batch;
+  const size_t gy_bytes = dp_norm_mul_sat(dp_norm_mul_sat(dp_norm_mul_sat(bt, bj.T), shape->dim), nj->t[GY].es);
+  const size_t r_bytes = dp_norm_mul_sat(dp_norm_mul_sat(dp_norm_mul_sat(bt, bj.T), shape->dim), nj->t[RR].es);
+  size_t traffic = dp_sat_add(dp_sat_add(gy_bytes, r_bytes), dp_norm_bytes(nj, GIN));
   traffic = dp_sat_add(traffic, dp_sat_add(gf_bytes, gx_bytes));
   if (flags & DP_BWD_ACCUMULATE_GRAD_F) traffic = dp_sat_add(traffic, gf_bytes);
   if (flags & DP_BWD_ACCUMULATE_GRAD_X) traffic = dp_sat_add(traffic, gx_bytes);
@@ -173,9 +252,19 @@ dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const dp_nor
                            dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, const float *scales,
                            float *grad_gamma, float *grad_beta, uint32_t flags) {
   const dp_fpenv e = dp_fpenv_enter();
-  const dp_status st =
-      norm_backward(params, &shape, norm, &grad_f, &grad_x, &grad_y, &r, &grad_r_in, scales, grad_gamma, grad_beta,
-                    flags);
+  const dp_status st = norm_backward(params, &shape, norm, &grad_f, &grad_x, &grad_y, &r, &grad_r_in, scales,
+                                     grad_gamma, grad_beta, flags, 0, 0, NULL);
+  dp_fpenv_leave(e);
+  return st;
+}
+
+dp_status dp_backward_norm_subset(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                                  dp_tensor grad_x, dp_tensor grad_y_kept, dp_tensor r, dp_tensor grad_r_in,
+                                  size_t next_kept_count, const size_t *next_kept_indices, const float *scales,
+                                  float *grad_gamma, float *grad_beta, uint32_t flags) {
+  const dp_fpenv e = dp_fpenv_enter();
+  const dp_status st = norm_backward(params, &shape, norm, &grad_f, &grad_x, &grad_y_kept, &r, &grad_r_in, scales,
+                                     grad_gamma, grad_beta, flags, 1, next_kept_count, next_kept_indices);
   dp_fpenv_leave(e);
   return st;
 }

@@ -1,6 +1,6 @@
 /*
  * What the fused residual + norm operations (norm.c, norm_backward.c) share:
- * the descriptor check, the job and the row cursor.
+ * the descriptor check, the job, the row cursor and the output subset.
  *
  * A norm reduces over D, so its job is not elementwise: every row is whole
  * (core/rowwalk.h). It has more tensors than a dp_job's roles, so the job is
@@ -8,12 +8,18 @@
  * gets &nj->j from dp_run_job and steps back to the norm_job. The dp_job's
  * own roles hold only role 0, the output whose memory order the thread split
  * follows.
+ *
+ * An output subset (dp_forward_norm_subset, dp_backward_norm_subset) makes
+ * y (grad_y) compact: it holds the rows of the samples idx[0..kept) only,
+ * sample i of it being sample idx[i] of the call. Every other role keeps all
+ * B samples; a row whose sample is not in the subset has no y row (NULL).
  */
 #ifndef DP_API_NORM_JOB_H
 #define DP_API_NORM_JOB_H
 
 #include <math.h>
 
+#include "core/compactwalk.h"
 #include "core/rowwalk.h"
 #include "core/validate.h"
 #include "droppath/droppath.h"
@@ -36,6 +42,8 @@ typedef struct dp_norm_job {
   unsigned stream_mode; /* kernel mode bits added when the walk streams */
   float *partials;      /* backward: per-group grad_gamma and grad_beta partials */
   size_t group_rows, groups;
+  const size_t *sub_idx; /* the output subset's samples, ascending; NULL: no subset (y has every sample) */
+  size_t sub_kept;       /* their count */
 } dp_norm_job;
 
 static inline const dp_norm_job *dp_norm_job_of(const dp_job *j) { return (const dp_norm_job *)(const void *)j; }
@@ -95,6 +103,22 @@ static inline void dp_norm_cursor_next(const dp_job *j, dp_norm_cursor *c) {
 static inline unsigned char *dp_norm_row(const dp_norm_job *nj, int r, const dp_norm_cursor *c) {
   const dp_rowptr *p = &nj->t[r];
   return p->p ? p->p + c->b * p->ss + c->t * p->ts : NULL;
+}
+
+/* Row (b, t) of the compact role r (y, grad_y) under an output subset: the
+ * row of its sample's rank i (idx[i] == b), or NULL when b is not in the
+ * subset. *hint carries the search from row to row (start it at SIZE_MAX):
+ * the walks visit b in increasing order, or from 0 again in the next t. */
+static inline unsigned char *dp_norm_subset_row(const dp_norm_job *nj, int r, const dp_norm_cursor *c, size_t *hint) {
+  const size_t *idx = nj->sub_idx, kept = nj->sub_kept;
+  size_t i = *hint;
+  if (i > kept || (i > 0 && idx[i - 1] >= c->b)) i = dp_kept_lower_bound(idx, kept, c->b);
+  else
+    while (i < kept && idx[i] < c->b) i++;
+  *hint = i;
+  if (i == kept || idx[i] != c->b) return NULL;
+  const dp_rowptr *p = &nj->t[r];
+  return p->p + i * p->ss + c->t * p->ts;
 }
 
 #endif /* DP_API_NORM_JOB_H */

@@ -58,6 +58,14 @@ dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *e
   return st == DP_OK && ((uintptr_t)p & (elem_size - 1)) != 0 ? DP_ERR_MISALIGNED : st; /* sizes are powers of 2 */
 }
 
+dp_status dp_check_kept_indices(const size_t *idx, size_t kept, size_t B) {
+  if (!idx && kept > 0) return DP_ERR_NULL_POINTER;
+  if (kept > B) return DP_ERR_BAD_ARGUMENT;
+  for (size_t i = 0; i < kept; i++)
+    if (idx[i] >= B || (i > 0 && idx[i] <= idx[i - 1])) return DP_ERR_BAD_ARGUMENT;
+  return DP_OK;
+}
+
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
   const size_t B = shape->batch, D = shape->dim, T = shape->seq ? shape->seq : 1;
   ext->lo = ext->hi = NULL;

@@ -25,6 +25,11 @@ dp_status dp_check_params(const dp_params *params);
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext);
 /* Extent of a plain array of n elements of elem_size bytes (n may be 0, p may be NULL then). */
 dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *ext);
+/* Kept indices of a compact call: `kept` entries (the array is required when
+ * kept > 0), strictly ascending, each below B; else DP_ERR_NULL_POINTER or
+ * DP_ERR_BAD_ARGUMENT. Run after dp_check_args_kept has checked the array's
+ * extent, so reading it is safe. */
+dp_status dp_check_kept_indices(const size_t *idx, size_t kept, size_t B);
 
 /* Nonzero if the two extents share a byte. */
 static inline int dp_extents_overlap(dp_extent a, dp_extent b) {
@@ -55,7 +60,7 @@ static inline dp_status dp_rows_of(const dp_shape *shape, size_t *rows) {
 /* ---- role tables */
 
 #define DP_MAX_TENSORS 5
-#define DP_MAX_ARRAYS 6
+#define DP_MAX_ARRAYS 7
 
 /* The dtype class of a tensor role: the residual-stream type X or the branch type F. */
 enum { DP_CLASS_X, DP_CLASS_F };
