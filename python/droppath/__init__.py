@@ -5,6 +5,8 @@
     sd = droppath.StochasticDepth(0.1, "row")      # torchvision's StochasticDepth
     join = droppath.ResidualDropPath(0.1)          # x + drop_path(f) in one pass
     out = join(x, f)
+    blk = droppath.DropPathBlock(mlp, 0.1)         # x + drop_path(mlp(x)), mlp on kept samples only
+    out = blk(x)
 
 The library is found through DROPPATH_LIBRARY, then a copy carried by the
 package, then the system loader (see droppath._lib), on first use.
@@ -13,15 +15,16 @@ package, then the system loader (see droppath._lib), on first use.
 from ._lib import DropPathError, LibraryNotFoundError, library_path
 from ._ops import REGISTERED as TORCH_OPS_REGISTERED
 from ._pool import empty_cache
+from .compact import drop_path_block
 from .functional import drop_path, drop_path_add, drop_rates, mask, stochastic_depth
-from .modules import (DropPath, ResidualDropPath, StochasticDepth, mask_modules, seed_all,
-                      set_sample_base)
+from .modules import (DropPath, DropPathBlock, ResidualDropPath, StochasticDepth, mask_modules,
+                      seed_all, set_sample_base)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DropPath", "StochasticDepth", "ResidualDropPath", "drop_path", "drop_path_add",
-    "stochastic_depth", "mask", "drop_rates", "set_sample_base", "seed_all", "mask_modules",
+    "DropPath", "StochasticDepth", "ResidualDropPath", "DropPathBlock", "drop_path", "drop_path_add",
+    "drop_path_block", "stochastic_depth", "mask", "drop_rates", "set_sample_base", "seed_all", "mask_modules",
     "library_path", "library_info", "empty_cache", "DropPathError", "LibraryNotFoundError",
     "TORCH_OPS_REGISTERED",
 ]

@@ -95,3 +95,84 @@ def drop_rates(rule, rate, depth):
     out = (ctypes.c_double * depth)()
     _lib.check("dp_drop_rates", _lib.lib().dp_drop_rates(rule, rate, depth, out))
     return list(out)
+
+
+# ---------------------------------------------------------------- sample compaction
+# kept_indices travel as a tensor of size_t-sized integers (int64 on the 64-bit
+# systems the package runs on), k entries: its length is the kept count.
+
+INDEX_DTYPE = {8: torch.int64, 4: torch.int32}[ctypes.sizeof(ctypes.c_size_t)]
+
+
+def kept_count(params, batch):
+    """k of one call (dp_mask): how many samples its mask keeps."""
+    count = ctypes.c_size_t()
+    if batch:
+        _lib.check("dp_mask", _lib.lib().dp_mask(ctypes.byref(params), batch, None, None,
+                                                 ctypes.byref(count), None))
+    return count.value
+
+
+def compact_gather(x, params):
+    """(x_kept, kept_indices): the kept samples of x (dp_compact_gather) in a compact
+    tensor laid out as x, and their indices."""
+    batch = x.shape[0]
+    k = kept_count(params, batch)
+    idx = torch.empty(batch, dtype=INDEX_DTYPE)
+    count = ctypes.c_size_t()
+    r, (x,) = _layout.rows([x])
+    x_kept = _layout.compact_like(x, k)
+    if batch == 0:
+        return x_kept, idx
+    # With D = 0 (or k = 0) nothing is copied but the mask is drawn all the same.
+    dst = _layout.compact_view(r, x, x_kept) if k and x.numel() else \
+        _lib.TensorView(None, _layout.DTYPES[x.dtype], r.dim, r.dim)
+    src = r.view(0, x) if x.numel() else _lib.TensorView(None, _layout.DTYPES[x.dtype], 0, 0)
+    _lib.check("dp_compact_gather", _lib.compact_function("dp_compact_gather")(
+        ctypes.byref(params), r.shape(), dst, src, ctypes.byref(count),
+        ctypes.c_void_p(idx.data_ptr())))
+    assert count.value == k, "dp_mask and dp_compact_gather drew different masks"
+    return x_kept, idx[:k]
+
+
+def compact_forward(x, f_kept, idx, params):
+    """out = x, out[idx[i]] = x[idx[i]] + s*f_kept[i] (dp_compact_forward)."""
+    out = _pool.empty_like(x)
+    if x.numel() == 0:
+        return out
+    r, (out, x) = _layout.rows([out, x])
+    f_view, f_kept = _layout.compact_rows(r, out, f_kept)
+    _lib.check("dp_compact_forward", _lib.compact_function("dp_compact_forward")(
+        ctypes.byref(params), r.shape(), r.view(0, out), r.view(1, x), f_view, idx.numel(),
+        ctypes.c_void_p(idx.data_ptr())))
+    return out
+
+
+def compact_backward(grad_out, idx, branch_dtype, params):
+    """grad_f_kept[i] = s*grad_out[idx[i]] (dp_compact_backward), in branch_dtype.
+    x's gradient is not written: autograd passes grad_out on (compact.py)."""
+    if grad_out.numel() == 0:
+        return _layout.compact_like(grad_out, idx.numel(), branch_dtype)
+    r, (grad_out,) = _layout.rows([grad_out])
+    grad_f_kept = _layout.compact_like(grad_out, idx.numel(), branch_dtype)
+    no_grad_x = _lib.TensorView(None, _layout.DTYPES[grad_out.dtype], r.dim, r.dim)
+    _lib.check("dp_compact_backward", _lib.compact_function("dp_compact_backward")(
+        ctypes.byref(params), r.shape(), _layout.compact_view(r, grad_out, grad_f_kept),
+        no_grad_x, r.view(0, grad_out), idx.numel(), ctypes.c_void_p(idx.data_ptr()), 0))
+    return grad_f_kept
+
+
+def compact_scatter_add(grad_x, grad_in_kept, idx, num_threads):
+    """A copy of grad_x with grad_in_kept[i] added to sample idx[i]
+    (dp_compact_scatter_add on the copy; grad_x itself is not written)."""
+    out = _pool.empty_like(grad_x)
+    out.copy_(grad_x)
+    if out.numel() == 0 or idx.numel() == 0:
+        return out
+    r, (out,) = _layout.rows([out])
+    in_view, grad_in_kept = _layout.compact_rows(r, out, grad_in_kept)
+    params = _lib.make_params(0.0, num_threads=num_threads)  # threads only: no mask is drawn
+    _lib.check("dp_compact_scatter_add", _lib.compact_function("dp_compact_scatter_add")(
+        ctypes.byref(params), r.shape(), r.view(0, out), in_view, idx.numel(),
+        ctypes.c_void_p(idx.data_ptr())))
+    return out

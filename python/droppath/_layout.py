@@ -11,11 +11,16 @@ collapse into one T dimension with a single stride.  A tensor that cannot be
 described so (a slice with a step in its last dimension, an expanded
 tensor's zero strides, ...) is copied into the first tensor's layout, and
 the first tensor itself, if needed, into a contiguous one.
+
+Sample compaction adds compact tensors: k of the B samples, with the rows of
+the call's (T, D) in the same element order (compact_like makes one,
+compact_view describes one).
 """
 
 import torch
 
 from . import _lib
+from . import _pool
 
 DTYPES = {torch.float32: _lib.DP_F32, torch.bfloat16: _lib.DP_BF16, torch.float16: _lib.DP_F16}
 
@@ -126,3 +131,49 @@ def _like(lead, t):
     if out.stride() != lead.stride():  # empty_like keeps strides of dense tensors only
         out = torch.empty_strided(lead.shape, lead.stride(), dtype=t.dtype)
     return out.copy_(t)
+
+
+# ---------------------------------------------------------------- compact tensors
+
+def compact_like(lead, batch, dtype=None):
+    """An empty tensor of `batch` samples shaped like lead's samples, its dimensions
+    in lead's memory order (batch included: a sequence-first lead gives a
+    sequence-first compact tensor), so lead's rows describe it too."""
+    dtype = lead.dtype if dtype is None else dtype
+    order = sorted(range(lead.dim()), key=lambda d: -lead.stride(d))  # outermost first
+    shape = list(lead.shape)
+    shape[0] = batch
+    stride = [0] * lead.dim()
+    step = 1
+    for d in reversed(order):
+        stride[d] = step
+        step *= shape[d]
+    return _pool.empty_strided(shape, stride, dtype)
+
+
+def compact_view(r, lead, c):
+    """The TensorView of compact tensor c (c.shape[0] samples) under lead's Rows r,
+    or None when c's rows are not laid out as the call's (T, D) rows."""
+    if tuple(c.shape[1:]) != tuple(lead.shape[1:]):
+        return None
+    kept = c.shape[0]
+    dims = _dims_order(lead)
+    for k in range(max(len(dims), 1)):
+        split = _split(c, dims, k)
+        if split is None or split[:2] != (r.seq, r.dim):
+            continue
+        ts = split[2] if r.seq > 1 else r.dim
+        ss = c.stride(0) if kept > 1 else (r.seq - 1) * ts + r.dim
+        if _strides_ok(kept, r.seq, r.dim, ss, ts):
+            return _lib.TensorView(c.data_ptr(), DTYPES[c.dtype], ss, ts)
+    return None
+
+
+def compact_rows(r, lead, c):
+    """(TensorView, tensor) for compact tensor c: c itself when compact_view
+    describes it, else a copy in compact_like's layout."""
+    view = compact_view(r, lead, c)
+    if view is None:
+        c = compact_like(lead, c.shape[0], c.dtype).copy_(c)
+        view = compact_view(r, lead, c)
+    return view, c

@@ -37,7 +37,7 @@ STATUS_NAMES = (
     "DP_ERR_MISALIGNED")
 
 DP_F32, DP_BF16, DP_F16 = 0, 1, 2
-MODE_ROW, MODE_BATCH = 0, 1
+MODE_ROW, MODE_BATCH, MODE_EXACT_K = 0, 1, 2
 BWD_ACCUMULATE_GRAD_F = 1
 BWD_ACCUMULATE_GRAD_X = 2
 
@@ -103,6 +103,21 @@ _SIGNATURES = {
     "dp_set_num_threads": (_status, [ctypes.c_int]),
 }
 
+# Bound when the library has them: sample compaction was added while the
+# version stayed 0.1.0, so a 0.1.0 library may lack it; such a library still
+# serves every other call, and compaction says what is missing (compact_function).
+_size_p = ctypes.c_void_p  # size_t arrays, passed as a tensor's data pointer
+_OPTIONAL_SIGNATURES = {
+    "dp_compact_gather": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                    _size_p, _size_p]),
+    "dp_compact_forward": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                     TensorView, ctypes.c_size_t, _size_p]),
+    "dp_compact_backward": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                      TensorView, ctypes.c_size_t, _size_p, ctypes.c_uint32]),
+    "dp_compact_scatter_add": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                         ctypes.c_size_t, _size_p]),
+}
+
 
 def _bundled_candidates(bundle_dir):
     try:
@@ -126,6 +141,11 @@ def _bind(cdll):
         fn = getattr(cdll, name)  # AttributeError: symbol missing
         fn.restype = restype
         fn.argtypes = argtypes
+    for name, (restype, argtypes) in _OPTIONAL_SIGNATURES.items():
+        fn = getattr(cdll, name, None)
+        if fn is not None:
+            fn.restype = restype
+            fn.argtypes = argtypes
     return cdll
 
 
@@ -198,6 +218,17 @@ def library_path():
     """What was loaded: a path or the name the system loader resolved."""
     lib()
     return _loaded[1]
+
+
+def compact_function(name):
+    """A sample-compaction entry point, or LibraryNotFoundError when the loaded
+    library predates it."""
+    fn = getattr(lib(), name, None)
+    if fn is None:
+        raise LibraryNotFoundError(
+            "%s has no %s: it predates sample compaction; build libdroppath from a source tree "
+            "that has it (README \"Building and installing\")" % (library_path(), name))
+    return fn
 
 
 def check(function, status):

@@ -1,4 +1,5 @@
-"""The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add}.
+"""The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add,
+compact_gather,compact_forward,compact_backward,compact_scatter_add}.
 
 Registered through torch.library (torch >= 1.12: ``Library(ns, "DEF")``,
 ``define``, ``impl`` for the CPU key) so they show up to the dispatcher,
@@ -26,6 +27,16 @@ _SCHEMAS = {
                 "int num_threads) -> Tensor",
     "inference_add": "inference_add(Tensor x, Tensor f, float drop_prob, bool scale_by_keep, "
                      "int num_threads) -> Tensor",
+    # Sample compaction: kept_indices is a tensor of the k kept sample indices.
+    "compact_gather": "compact_gather(Tensor x, float drop_prob, int seed, int offset, "
+                      "int sample_base, int mode, int num_threads) -> (Tensor, Tensor)",
+    "compact_forward": "compact_forward(Tensor x, Tensor f_kept, Tensor kept_indices, "
+                       "float drop_prob, int mode, bool scale_by_keep, int num_threads) -> Tensor",
+    "compact_backward": "compact_backward(Tensor grad_out, Tensor kept_indices, float drop_prob, "
+                        "int mode, bool scale_by_keep, ScalarType branch_dtype, "
+                        "int num_threads) -> Tensor",
+    "compact_scatter_add": "compact_scatter_add(Tensor grad_x, Tensor grad_in_kept, "
+                           "Tensor kept_indices, int num_threads) -> Tensor",
 }
 
 
@@ -54,8 +65,33 @@ def _inference_add(x, f, drop_prob, scale_by_keep, num_threads):
     return _kernels.residual_inference(x, f, params)
 
 
+def _compact_gather(x, drop_prob, seed, offset, sample_base, mode, num_threads):
+    params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, num_threads=num_threads)
+    return _kernels.compact_gather(x, params)
+
+
+def _compact_forward(x, f_kept, kept_indices, drop_prob, mode, scale_by_keep, num_threads):
+    # s depends on drop_prob, mode, scale_by_keep and k only: no mask is drawn.
+    params = _lib.make_params(drop_prob, mode=mode, scale_by_keep=scale_by_keep,
+                              num_threads=num_threads)
+    return _kernels.compact_forward(x, f_kept, kept_indices, params)
+
+
+def _compact_backward(grad_out, kept_indices, drop_prob, mode, scale_by_keep, branch_dtype,
+                      num_threads):
+    params = _lib.make_params(drop_prob, mode=mode, scale_by_keep=scale_by_keep,
+                              num_threads=num_threads)
+    return _kernels.compact_backward(grad_out, kept_indices, branch_dtype, params)
+
+
+def _compact_scatter_add(grad_x, grad_in_kept, kept_indices, num_threads):
+    return _kernels.compact_scatter_add(grad_x, grad_in_kept, kept_indices, num_threads)
+
+
 _IMPLS = {"forward": _forward, "drop_path": _drop_path, "backward": _backward,
-          "inference_add": _inference_add}
+          "inference_add": _inference_add, "compact_gather": _compact_gather,
+          "compact_forward": _compact_forward, "compact_backward": _compact_backward,
+          "compact_scatter_add": _compact_scatter_add}
 
 
 def _register():
@@ -80,5 +116,11 @@ if REGISTERED:
     drop_path = torch.ops.droppath.drop_path
     backward = torch.ops.droppath.backward
     inference_add = torch.ops.droppath.inference_add
+    compact_gather = torch.ops.droppath.compact_gather
+    compact_forward = torch.ops.droppath.compact_forward
+    compact_backward = torch.ops.droppath.compact_backward
+    compact_scatter_add = torch.ops.droppath.compact_scatter_add
 else:
     forward, drop_path, backward, inference_add = _forward, _drop_path, _backward, _inference_add
+    compact_gather, compact_forward = _compact_gather, _compact_forward
+    compact_backward, compact_scatter_add = _compact_backward, _compact_scatter_add

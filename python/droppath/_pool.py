@@ -87,19 +87,37 @@ def _dense(t):
     return True
 
 
-def empty_like(t, dtype=None):
-    """torch.empty_like(t, dtype=dtype) (t's layout when t is dense), pooled when large."""
-    dtype = t.dtype if dtype is None else dtype
+def _pooled(numel, dtype):
+    """A flat pooled tensor of numel elements, or None when it is too small or the pool is off."""
     if _state["limit"] is None:
         _state["limit"] = _limit_from_env()
-    nbytes = t.numel() * (torch.finfo(dtype).bits // 8)
-    if nbytes < MIN_BYTES or _state["limit"] == 0 or not _dense(t):
-        return torch.empty_like(t, dtype=dtype)
+    nbytes = numel * (torch.finfo(dtype).bits // 8)
+    if nbytes < MIN_BYTES or _state["limit"] == 0:
+        return None
     mm = _take(nbytes)
     block = _block_type(nbytes).from_buffer(mm)
     block.mapping = mm
-    flat = torch.frombuffer(block, dtype=dtype)
+    return torch.frombuffer(block, dtype=dtype)
+
+
+def empty_like(t, dtype=None):
+    """torch.empty_like(t, dtype=dtype) (t's layout when t is dense), pooled when large."""
+    dtype = t.dtype if dtype is None else dtype
+    flat = _pooled(t.numel(), dtype) if _dense(t) else None
+    if flat is None:
+        return torch.empty_like(t, dtype=dtype)
     return flat.as_strided(t.shape, t.stride())
+
+
+def empty_strided(shape, stride, dtype):
+    """torch.empty_strided for strides that fill numel() slots exactly, pooled when large."""
+    numel = 1
+    for s in shape:
+        numel *= s
+    flat = _pooled(numel, dtype)
+    if flat is None:
+        return torch.empty_strided(shape, stride, dtype=dtype)
+    return flat.as_strided(shape, stride)
 
 
 def empty_cache():

@@ -25,6 +25,8 @@ from . import _ops
 from ._layout import DTYPES
 
 MODES = {"row": _lib.MODE_ROW, "batch": _lib.MODE_BATCH}
+# Exact-k (README "Masks") for the compacted block and mask(): k samples of B, not a Bernoulli draw.
+MASK_MODES = dict(MODES, exact_k=_lib.MODE_EXACT_K)
 _U64_MIN, _U64_END = -(1 << 63), 1 << 64
 
 
@@ -42,6 +44,12 @@ def check_mode(mode):
     if mode not in MODES:
         raise ValueError("mode has to be either 'batch' or 'row', but got %r" % (mode,))
     return MODES[mode]
+
+
+def check_mask_mode(mode):
+    if not isinstance(mode, str) or mode not in MASK_MODES:
+        raise ValueError("mode has to be one of 'row', 'batch' or 'exact_k', but got %r" % (mode,))
+    return MASK_MODES[mode]
 
 
 def check_counter(value, name):
@@ -211,12 +219,13 @@ def stochastic_depth(input, p, mode, training=True, **kwargs):
 def mask(batch, p, *, seed, offset=0, sample_base=0, mode="row", scale_by_keep=True):
     """The mask of one call (dp_mask): (keep, scales), a bool tensor and a float32
     tensor of B entries (s for kept samples, 0 for dropped ones).  The forward
-    with the same arguments uses exactly this mask."""
+    with the same arguments uses exactly this mask; mode "exact_k" gives the
+    mask of drop_path_block(..., mode="exact_k")."""
     if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 0:
         raise ValueError("batch must be a non-negative integer, got %r" % (batch,))
     params = _lib.make_params(check_prob(p, "p"), check_counter(seed, "seed"),
                               check_counter(offset, "offset"),
-                              check_counter(sample_base, "sample_base"), check_mode(mode),
+                              check_counter(sample_base, "sample_base"), check_mask_mode(mode),
                               scale_by_keep)
     return _kernels.mask(params, int(batch))
 

@@ -1,4 +1,5 @@
-"""Modules: DropPath (timm), StochasticDepth (torchvision), ResidualDropPath (fused x + drop_path(f)).
+"""Modules: DropPath (timm), StochasticDepth (torchvision), ResidualDropPath (fused x + drop_path(f)),
+DropPathBlock (x + drop_path(block(x)) with block run on the kept samples only).
 
 Each module owns a mask stream: a ``seed`` (drawn from torch's default
 generator when not given, so ``torch.manual_seed`` before building the model
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from . import functional as F
+from .compact import drop_path_block
 from ._ops import to_int64
 
 _STATE = ("seed", "calls")
@@ -116,6 +118,45 @@ class ResidualDropPath(_MaskStream):
             return F.drop_path_add(x, f, self.drop_prob, False, scale_by_keep=self.scale_by_keep)
         return F.drop_path_add(x, f, self.drop_prob, True, scale_by_keep=self.scale_by_keep,
                                mode=self.mode, **self._draw())
+
+    def extra_repr(self):
+        s = "drop_prob=%0.3f" % round(self.drop_prob, 3)
+        if self.mode != "row":
+            s += ", mode=%s" % self.mode
+        if not self.scale_by_keep:
+            s += ", scale_by_keep=False"
+        return s
+
+
+class DropPathBlock(_MaskStream):
+    """``x + drop_path(block(x))`` with ``block`` run on the kept samples only
+    (sample compaction, droppath.compact): ``DropPathBlock(block, drop_prob)(x)``.
+
+    Training: block sees the k samples the call's mask keeps; mode "row" (a
+    draw per sample), "batch" (one draw per call) or "exact_k" (exactly
+    max(floor(B*(1-p)), 1) samples, scaled by B/k: not shard-invariant).
+    Eval: x + block(x), or x + (1-p)*block(x) when scale_by_keep is False.
+    ``block`` is a submodule (its parameters are this module's ``block.*``) and
+    must treat each sample on its own."""
+
+    def __init__(self, block, drop_prob=0.0, scale_by_keep=True, *, mode="row", seed=None,
+                 sample_base=0, num_threads=None, batch_dim=0):
+        super().__init__(seed, sample_base, num_threads, batch_dim)
+        if not callable(block):
+            raise TypeError("block must be callable (a module or function), got %s"
+                            % type(block).__name__)
+        self.block = block
+        self.drop_prob = F.check_prob(drop_prob)
+        F.check_mask_mode(mode)
+        self.scale_by_keep = scale_by_keep
+        self.mode = mode
+
+    def forward(self, x):
+        if not self.training:
+            return drop_path_block(x, self.block, self.drop_prob, False,
+                                   scale_by_keep=self.scale_by_keep)
+        return drop_path_block(x, self.block, self.drop_prob, True, mode=self.mode,
+                               scale_by_keep=self.scale_by_keep, **self._draw())
 
     def extra_repr(self):
         s = "drop_prob=%0.3f" % round(self.drop_prob, 3)
