@@ -14,11 +14,16 @@ of each is reported.  Target rows: forward >= 5x, forward+backward >= 3x, with
 PASS/MISS.  Ratios compare runs of this process only; absolute times depend
 on the machine and its load.
 
-A second table, for information, repeats the rows with glibc told to keep
+Then the compacted residual block (bench_block.py): a ViT-S pre-norm MLP block's
+training step with droppath.drop_path_block against the dense timm-style block
+at p = 0.1 ... 0.5, target >= 1.5x at p = 0.4.
+
+A last table, for information, repeats the join rows with glibc told to keep
 freed memory (what a caching allocator gives torch): the part of the speed-up
 that comes from droppath's output pool rather than from fewer passes.
 
-Usage: bench_torch.py [--reps N] [--threads 1,2] [--p 0.1] [--quick] [--no-allocator-rows]
+Usage: bench_torch.py [--reps N] [--block-reps N] [--threads 1,2] [--p 0.1] [--only join|block]
+                      [--quick] [--no-allocator-rows]
 (DROPPATH_LIBRARY names the library; tools/bench-torch.sh builds it first.)
 """
 
@@ -33,6 +38,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import droppath  # noqa: E402  (the package of this source tree)
+import bench_block  # noqa: E402  (next to this file)
 
 SHAPES = {"ViT-B 64x197x768": (64, 197, 768), "ResNet-50 32x256x56x56": (32, 256, 56, 56)}
 QUICK_SHAPES = {"ViT-S 8x197x384": (8, 197, 384)}
@@ -103,43 +109,56 @@ def bench_shape(shape, threads, p, reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=11, help="timed runs per case (default 11)")
+    ap.add_argument("--reps", type=int, default=11, help="timed runs per join case (default 11)")
+    ap.add_argument("--block-reps", type=int, default=7,
+                    help="timed runs per compacted-block case (default 7)")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
-    ap.add_argument("--p", type=float, default=0.1, help="drop probability (default 0.1)")
-    ap.add_argument("--quick", action="store_true", help="one small shape, 3 runs: a smoke test")
+    ap.add_argument("--p", type=float, default=0.1, help="join drop probability (default 0.1)")
+    ap.add_argument("--only", choices=("join", "block"), help="run one part only")
+    ap.add_argument("--quick", action="store_true", help="small shapes, 3 runs: a smoke test")
     ap.add_argument("--no-allocator-rows", action="store_true",
-                    help="skip the second table (torch with glibc keeping freed memory)")
+                    help="skip the last table (torch with glibc keeping freed memory)")
     args = ap.parse_args()
     shapes, reps = (QUICK_SHAPES, 3) if args.quick else (SHAPES, args.reps)
+    block_reps = 3 if args.quick else args.block_reps
     thread_counts = [int(t) for t in args.threads.split(",")]
 
     info = droppath.library_info()
-    print("droppath vs PyTorch eager timm-style x + drop_path(f), p = %g, float32, "
-          "median of %d alternated runs" % (args.p, reps))
     print("torch %s (BLAS: %s), libdroppath %s (%s, OpenMP %s), %d processors" % (
         torch.__version__, _blas(), info["version"], info["isa"],
         "on" if info["openmp"] else "off", os.cpu_count()))
     print()
-    results = _table(shapes, thread_counts, args.p, reps)
-    print()
+    targets = []  # (name, goal, ratio)
+    if args.only != "block":
+        print("droppath vs PyTorch eager timm-style x + drop_path(f), p = %g, float32, "
+              "median of %d alternated runs" % (args.p, reps))
+        print()
+        for name, n, case, ratio in _table(shapes, thread_counts, args.p, reps):
+            targets.append(("%s, %s, t%d" % (case, name, n), TARGETS[case], ratio))
+        print()
+    if args.only != "join":
+        for n, mode, ratio in bench_block.run(thread_counts, block_reps, args.quick, _timed,
+                                              timm_drop_path):
+            targets.append(("compacted block, p = %.1f, %s, t%d" % (bench_block.TARGET_P, mode, n),
+                            bench_block.TARGET, ratio))
+        print()
     if args.quick:
-        print("--quick: a smoke run at a small shape; the targets are judged at ViT-B and ResNet-50")
+        print("--quick: a smoke run at small shapes; the targets are judged at ViT-B and "
+              "ResNet-50 (join) and ViT-S (block)")
         return
     print("| target | goal | measured | result |")
     print("|---|---|---|---|")
     missed = 0
-    for name, n, case, ratio in results:
-        goal = TARGETS[case]
+    for name, goal, ratio in targets:
         ok = ratio >= goal
         missed += not ok
-        print("| %s, %s, t%d | >= %.1fx | %.2fx | %s |" % (
-            case, name, n, goal, ratio, "PASS" if ok else "MISS"))
+        print("| %s | >= %.1fx | %.2fx | %s |" % (name, goal, ratio, "PASS" if ok else "MISS"))
     print()
-    print("targets: %d of %d met" % (len(results) - missed, len(results)))
-    if args.no_allocator_rows:
+    print("targets: %d of %d met" % (len(targets) - missed, len(targets)))
+    if args.no_allocator_rows or args.only == "block":
         return
     print()
-    print("For information, no targets: the same rows with glibc keeping freed memory for reuse "
+    print("For information, no targets: the join rows with glibc keeping freed memory for reuse "
           "(mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as a caching allocator such as "
           "jemalloc or tcmalloc would: torch's outputs then skip the page faults that droppath's "
           "output pool (python/droppath/_pool.py) skips, and the ratios are those of the passes "

@@ -23,10 +23,10 @@ from .modules import (DropPath, DropPathBlock, ResidualDropPath, StochasticDepth
 __version__ = "0.1.0"
 
 __all__ = [
-    "DropPath", "StochasticDepth", "ResidualDropPath", "DropPathBlock", "drop_path", "drop_path_add",
-    "drop_path_block", "stochastic_depth", "mask", "drop_rates", "set_sample_base", "seed_all", "mask_modules",
-    "library_path", "library_info", "empty_cache", "DropPathError", "LibraryNotFoundError",
-    "TORCH_OPS_REGISTERED",
+    "DropPath", "StochasticDepth", "ResidualDropPath", "DropPathBlock", "drop_path",
+    "drop_path_add", "drop_path_block", "stochastic_depth", "mask", "drop_rates",
+    "set_sample_base", "seed_all", "mask_modules", "library_path", "library_info", "empty_cache",
+    "DropPathError", "LibraryNotFoundError", "TORCH_OPS_REGISTERED",
 ]
 
 

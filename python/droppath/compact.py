@@ -1,4 +1,4 @@
-"""The compacted residual block: ``x + drop_path(block(x))`` with block run on the kept samples only.
+"""The compacted residual block: ``x + drop_path(block(x))``, block run on the kept samples only.
 
 Stochastic depth's saving: a dropped sample's branch output is multiplied by
 zero, so it need not be computed.  In training,

@@ -1,5 +1,5 @@
-"""Modules: DropPath (timm), StochasticDepth (torchvision), ResidualDropPath (fused x + drop_path(f)),
-DropPathBlock (x + drop_path(block(x)) with block run on the kept samples only).
+"""Modules: DropPath (timm), StochasticDepth (torchvision), ResidualDropPath (fused
+x + drop_path(f)), DropPathBlock (x + drop_path(block(x)), block run on kept samples only).
 
 Each module owns a mask stream: a ``seed`` (drawn from torch's default
 generator when not given, so ``torch.manual_seed`` before building the model
@@ -130,20 +130,24 @@ class ResidualDropPath(_MaskStream):
 
 class DropPathBlock(_MaskStream):
     """``x + drop_path(block(x))`` with ``block`` run on the kept samples only
-    (sample compaction, droppath.compact): ``DropPathBlock(block, drop_prob)(x)``.
+    (sample compaction, droppath.compact).
+
+    Either own the block, ``DropPathBlock(mlp, 0.1)(x)`` (its parameters are then
+    this module's ``block.*``), or be given it at each call,
+    ``DropPathBlock(drop_prob=0.1)(x, lambda t: self.mlp(self.norm(t)))``, which
+    leaves a model's parameter names (and its checkpoints) as they were.
 
     Training: block sees the k samples the call's mask keeps; mode "row" (a
     draw per sample), "batch" (one draw per call) or "exact_k" (exactly
     max(floor(B*(1-p)), 1) samples, scaled by B/k: not shard-invariant).
     Eval: x + block(x), or x + (1-p)*block(x) when scale_by_keep is False.
-    ``block`` is a submodule (its parameters are this module's ``block.*``) and
-    must treat each sample on its own."""
+    The block must treat each sample on its own."""
 
-    def __init__(self, block, drop_prob=0.0, scale_by_keep=True, *, mode="row", seed=None,
+    def __init__(self, block=None, drop_prob=0.0, scale_by_keep=True, *, mode="row", seed=None,
                  sample_base=0, num_threads=None, batch_dim=0):
         super().__init__(seed, sample_base, num_threads, batch_dim)
-        if not callable(block):
-            raise TypeError("block must be callable (a module or function), got %s"
+        if block is not None and not callable(block):
+            raise TypeError("block must be callable (a module or function) or None, got %s"
                             % type(block).__name__)
         self.block = block
         self.drop_prob = F.check_prob(drop_prob)
@@ -151,11 +155,15 @@ class DropPathBlock(_MaskStream):
         self.scale_by_keep = scale_by_keep
         self.mode = mode
 
-    def forward(self, x):
+    def forward(self, x, block=None):
+        if (block is None) == (self.block is None):
+            raise TypeError("DropPathBlock: give the block once, when building the module or "
+                            "at the call (%s)" % ("at both" if block is not None else "at neither"))
+        block = self.block if block is None else block
         if not self.training:
-            return drop_path_block(x, self.block, self.drop_prob, False,
+            return drop_path_block(x, block, self.drop_prob, False,
                                    scale_by_keep=self.scale_by_keep)
-        return drop_path_block(x, self.block, self.drop_prob, True, mode=self.mode,
+        return drop_path_block(x, block, self.drop_prob, True, mode=self.mode,
                                scale_by_keep=self.scale_by_keep, **self._draw())
 
     def extra_repr(self):

@@ -435,6 +435,35 @@ def test_module_draws_one_mask_per_call_and_saves_its_state():
     assert_bits_equal(resumed(x).detach(), m(x).detach())
 
 
+def test_module_given_the_block_at_each_call():
+    """The timm wiring: the block's modules stay where they are (names, checkpoints)."""
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.mlp = nn.LayerNorm(8), mlp(8)[1:]
+            self.drop_path = droppath.DropPathBlock(drop_prob=0.5, seed=4)
+
+        def forward(self, x):
+            return self.drop_path(x, lambda t: self.mlp(self.norm(t)))
+
+    b = Block()
+    assert all(k.startswith(("norm.", "mlp.")) for k in b.state_dict()
+               if not k.startswith("drop_path."))
+    assert set(k for k in b.state_dict() if k.startswith("drop_path.")) == \
+        {"drop_path.seed", "drop_path.calls"}
+    x = _x((16, 8))
+    for offset in range(2):
+        want = droppath.drop_path_block(x, lambda t: b.mlp(b.norm(t)), 0.5, seed=4,
+                                        offset=offset)
+        assert_bits_equal(b(x).detach(), want.detach())
+    with pytest.raises(TypeError, match="at neither"):
+        b.drop_path(x)
+    with pytest.raises(TypeError, match="at both"):
+        droppath.DropPathBlock(mlp(8), 0.5)(x, mlp(8))
+    assert int(b.drop_path.calls) == 2  # the refused calls drew nothing
+
+
 def test_module_sample_base_and_seed_all():
     model = nn.Sequential(droppath.DropPathBlock(mlp(8), 0.5, seed=1),
                           droppath.DropPathBlock(mlp(8, seed=1), 0.5, seed=2))
@@ -492,6 +521,8 @@ def test_argument_errors():
         droppath.drop_path_block(x, 3, 0.1)
     with pytest.raises(TypeError, match="block must be callable"):
         droppath.DropPathBlock("mlp", 0.1)
+    with pytest.raises(TypeError, match="block must be callable"):
+        droppath.DropPathBlock(drop_prob=0.1)(x, "mlp")
     with pytest.raises(ValueError, match="offset"):
         droppath.drop_path_block(x, block, 0.1, offset=-2**63 - 1)
     with pytest.raises(ValueError, match="num_threads"):
