@@ -18,9 +18,11 @@ Then the compacted residual block (bench_block.py): a ViT-S pre-norm MLP block's
 training step with droppath.drop_path_block against the dense timm-style block
 at p = 0.1 ... 0.5, target >= 1.5x at p = 0.4.
 
-A last table, for information, repeats the join rows with glibc told to keep
-freed memory (what a caching allocator gives torch): the part of the speed-up
-that comes from droppath's output pool rather than from fewer passes.
+Last, for information, the join rows and the block's p = 0.4 rows again with
+glibc told to keep freed memory (what a caching allocator gives torch): the
+part of the speed-ups that comes from fresh pages on torch's side (droppath's
+output pool; the dense block's activations above glibc's mmap threshold)
+rather than from fewer passes or fewer samples.
 
 Usage: bench_torch.py [--reps N] [--block-reps N] [--threads 1,2] [--p 0.1] [--only join|block]
                       [--quick] [--no-allocator-rows]
@@ -117,7 +119,7 @@ def main():
     ap.add_argument("--only", choices=("join", "block"), help="run one part only")
     ap.add_argument("--quick", action="store_true", help="small shapes, 3 runs: a smoke test")
     ap.add_argument("--no-allocator-rows", action="store_true",
-                    help="skip the last table (torch with glibc keeping freed memory)")
+                    help="skip the last tables (torch with glibc keeping freed memory)")
     args = ap.parse_args()
     shapes, reps = (QUICK_SHAPES, 3) if args.quick else (SHAPES, args.reps)
     block_reps = 3 if args.quick else args.block_reps
@@ -155,19 +157,26 @@ def main():
         print("| %s | >= %.1fx | %.2fx | %s |" % (name, goal, ratio, "PASS" if ok else "MISS"))
     print()
     print("targets: %d of %d met" % (len(targets) - missed, len(targets)))
-    if args.no_allocator_rows or args.only == "block":
+    if args.no_allocator_rows:
         return
     print()
-    print("For information, no targets: the join rows with glibc keeping freed memory for reuse "
+    print("For information, no targets: rows again with glibc keeping freed memory for reuse "
           "(mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2 GiB), as a caching allocator such as "
-          "jemalloc or tcmalloc would: torch's outputs then skip the page faults that droppath's "
-          "output pool (python/droppath/_pool.py) skips, and the ratios are those of the passes "
-          "over memory alone.")
+          "jemalloc or tcmalloc would. Join: torch's outputs then skip the page faults that "
+          "droppath's output pool (python/droppath/_pool.py) skips, and the ratios are those of "
+          "the passes over memory alone. Block: the dense block's activations above glibc's "
+          "32 MiB mmap threshold are then reused too, as the compacted block's smaller ones "
+          "already were.")
     if not _glibc_keep_freed_memory():
         print("(mallopt refused: not glibc?)")
         return
     print()
-    _table(shapes, thread_counts, args.p, reps)
+    if args.only != "block":
+        _table(shapes, thread_counts, args.p, reps)
+        print()
+    if args.only != "join":
+        bench_block.run(thread_counts, block_reps, False, _timed, timm_drop_path,
+                        probs=(bench_block.TARGET_P,))
 
 
 def _table(shapes, thread_counts, p, reps):
