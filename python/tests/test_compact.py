@@ -406,6 +406,18 @@ def test_a_block_ignoring_its_input_gives_x_only_grad_out():
     torch.testing.assert_close(gb, (g * scales.view(10, 1)).sum(0), rtol=PARAM_RTOL, atol=0)
 
 
+@pytest.mark.parametrize("shape", [(4, 0), (0, 5), (6, 3, 0)])
+def test_empty_tensors(shape):
+    seen = []
+    x = _x(shape)
+    out = droppath.drop_path_block(x, lambda t: seen.append(t.shape) or t * 2, 0.5, seed=0)
+    keep, _ = droppath.mask(shape[0], 0.5, seed=0)
+    assert seen == ([(int(keep.sum()),) + shape[1:]] if keep.any() else [])
+    assert out.shape == shape
+    out.sum().backward()
+    assert x.grad.shape == shape
+
+
 def test_backward_twice_with_retained_graph_and_accumulated_grads():
     block = mlp(8)
     x = _x((16, 3, 8))
