@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages a task needs, skipping what is present.
-# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind] [mpi] [python] [torchbench]
+# Usage: tools/install-deps.sh [build] [bench] [clang] [arm64] [fuzz] [valgrind] [mpi] [python] [torchbench] [blas]
 set -euo pipefail
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -19,6 +19,9 @@ for group in "$@"; do
     python) want+=(python3 python3-torch python3-numpy python3-pytest python3-venv) ;;
     # Its benchmark: Debian's torch uses the reference BLAS unless OpenBLAS is installed.
     torchbench) want+=(python3 python3-torch python3-numpy libopenblas0-pthread) ;;
+    # The MLP-block example and benchmark rows (sample compaction); never the library.  Debian's
+    # libopenblas-dev brings libopenblas0-pthread, the threaded OpenBLAS (its own thread pool).
+    blas) want+=(libopenblas-dev) ;;
     *) echo "install-deps: unknown group '$group'" >&2; exit 2 ;;
   esac
 done
