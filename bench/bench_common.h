@@ -16,7 +16,7 @@
 
 namespace dpb {
 
-enum class Suite { kShort, kRatios, kFull };
+enum class Suite { kShort, kRatios, kFull, kBlock };
 
 struct Config {
   Suite suite = Suite::kFull;
@@ -90,6 +90,8 @@ void register_kernels();
 void register_store();
 void register_norm();
 void register_layerscale();
+// The MLP block rows (bench_block.cc; built when OpenBLAS is found, DP_BENCH_HAVE_BLOCK).
+void register_block();
 
 }  // namespace dpb
 

@@ -1,14 +1,17 @@
 // Entry point and shared helpers of the benchmark binary.
 //
-//   dp_bench [--dp_suite=full|short|ratios] [--dp_min_time=S] [--dp_repetitions=N]
+//   dp_bench [--dp_suite=full|short|ratios|block] [--dp_min_time=S] [--dp_repetitions=N]
 //            [benchmark flags]
 //
 // full (default) registers the whole cross product; short a representative
 // subset for a quick run (~1-3 min); ratios only the rows behind the
 // performance targets (their names end in "/ratio" in every suite) plus
-// memcpy at the same size.  short and ratios default to a short minimum
-// time and several repetitions (tools/bench_report.py keeps the best);
-// --benchmark_min_time / --benchmark_repetitions override those defaults.
+// memcpy at the same size; block only the MLP-block rows of sample
+// compaction (bench_block.cc, minutes long: also in full, not in short or
+// ratios, though they feed targets too).  short and ratios default to a
+// short minimum time and several repetitions (tools/bench_report.py keeps
+// the best); --benchmark_min_time / --benchmark_repetitions override those
+// defaults.  The block rows fix their own iterations and rounds.
 #include "bench_common.h"
 
 #include <algorithm>
@@ -228,6 +231,7 @@ bool wanted(bool ratio, bool in_short) {
   switch (g_config.suite) {
     case Suite::kRatios: return ratio;
     case Suite::kShort: return ratio || in_short;
+    case Suite::kBlock: return false;  // only register_block's rows
     default: return true;
   }
 }
@@ -252,7 +256,12 @@ std::vector<size_t> kept_counts(double p, size_t batch) {
 namespace {
 
 const char *suite_name(dpb::Suite s) {
-  return s == dpb::Suite::kShort ? "short" : s == dpb::Suite::kRatios ? "ratios" : "full";
+  switch (s) {
+    case dpb::Suite::kShort: return "short";
+    case dpb::Suite::kRatios: return "ratios";
+    case dpb::Suite::kBlock: return "block";
+    default: return "full";
+  }
 }
 
 // Takes our own --dp_* options out of argv before Google Benchmark sees it.
@@ -269,8 +278,9 @@ bool parse_args(int *argc, char **argv) {
       if (std::strcmp(v, "short") == 0) cfg.suite = dpb::Suite::kShort;
       else if (std::strcmp(v, "ratios") == 0) cfg.suite = dpb::Suite::kRatios;
       else if (std::strcmp(v, "full") == 0) cfg.suite = dpb::Suite::kFull;
+      else if (std::strcmp(v, "block") == 0) cfg.suite = dpb::Suite::kBlock;
       else {
-        std::fprintf(stderr, "dp_bench: --dp_suite must be full, short or ratios\n");
+        std::fprintf(stderr, "dp_bench: --dp_suite must be full, short, ratios or block\n");
         return false;
       }
       continue;
@@ -311,6 +321,14 @@ int main(int argc, char **argv) {
   dpb::register_store();
   dpb::register_norm();
   dpb::register_layerscale();
+#if DP_BENCH_HAVE_BLOCK
+  dpb::register_block();
+#else
+  if (dpb::config().suite == dpb::Suite::kBlock) {
+    std::fprintf(stderr, "dp_bench: built without OpenBLAS, no block rows (tools/install-deps.sh blas, reconfigure)\n");
+    return 2;
+  }
+#endif
 
   benchmark::AddCustomContext("dp_version", dp_version_string());
   benchmark::AddCustomContext("dp_suite", suite_name(dpb::config().suite));

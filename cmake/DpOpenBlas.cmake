@@ -3,7 +3,8 @@
 # pkg-config first (Debian's libopenblas-dev: "openblas", the pthread build), then "cblas";
 # cross builds see only the target's .pc files (cmake/toolchain-aarch64.cmake), so a host
 # OpenBLAS is never picked up for another architecture.
-if(TARGET dp_cblas)
+if(TARGET dp_cblas)  # found by an earlier include (another directory)
+  set(DP_HAVE_CBLAS 1)
   return()
 endif()
 set(DP_HAVE_CBLAS 0)

@@ -15,7 +15,6 @@
  *      the rows, in OpenBLAS's order, which depends on how many rows there are) within the
  *      worst-case bound for two summation orders of the same products (see check_gemm_grad).
  */
-#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -27,6 +27,9 @@ TIME_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 # Half-precision forms of the forward (a 7th name segment; f32 has none), with
 # the minimal-traffic time ratio to f32 they would reach if memory-bound.
 HALF_FORMS = {"bf16": 0.5, "f16": 0.5, "f32-bf16": 10 / 12, "f32-f16": 10 / 12}
+# Counters read from the runs: the API rows' kept fraction and working set, the MLP block's
+# paired step times (bench/bench_block.cc).
+COUNTERS = ("kept_frac", "ws_bytes", "dense_ms", "compact_ms", "ratio", "cpu_ratio", "spread")
 # Name segments Google Benchmark appends; not part of a case's identity.
 RUN_OPTION_PREFIXES = ("min_time:", "min_warmup_time:", "iterations:", "repeats:", "threads:")
 RUN_OPTION_WORDS = ("real_time", "process_time", "manual_time")
@@ -95,7 +98,7 @@ def load(paths):
             if b.get("run_type") == "aggregate":
                 c.aggregates[b.get("aggregate_name", "")] = (t, bps)
             else:
-                counters = {k: float(v) for k, v in b.items() if k in ("kept_frac", "ws_bytes")}
+                counters = {k: float(v) for k, v in b.items() if k in COUNTERS}
                 c.runs.append((t, bps, counters))
     return cases, skipped, context
 
@@ -310,7 +313,7 @@ STORE_MIB = [1, 4, 16, 64, 256, 1024]
 
 def targets(res):
     """Rows of (label, goal text, threads, {isa: (value, unsteady keys)}, passes(value))."""
-    api = [k for k in res.cases if k.split("/")[0] in API_OPS or k.startswith(("tiny/", "norm/", "ls/"))]
+    api = [k for k in res.cases if k.split("/")[0] in API_OPS or k.startswith(("tiny/", "norm/", "ls/", "block/"))]
     found = {k.split("/")[1] if not k.startswith(("tiny/", "norm/", "ls/")) else k.split("/")[2] for k in api}
     isas = [i for i in ISA_ORDER if i in found]
     ts = threads_of(res.cases)
@@ -398,6 +401,12 @@ def targets(res):
     # the API does minus validation, dispatch and the row walk.
     vals = per_isa(lambda i: ratio(res.time(f"tiny/api/{i}/p0.1/t1"), res.time(f"tiny/direct/{i}/p0.1/t1")))
     rows.append(("tiny API ÷ direct kernels (time), B=8 D=384", "≤ 1.20", "t1", vals, le(1.2)))
+    # Sample compaction on the MLP block: the step's time follows the kept fraction.  The row's own
+    # rounds stand in for repetitions: a dense spread above 1.25 marks it unsteady.
+    for b in block_rows(res):
+        goal = block_goal(b)
+        rows.append((f"MLP block step, compacted ÷ dense, {b.mode} p={b.p} (kept {b.kept:.3f})", f"≤ {goal:.2f}", b.t,
+                     {b.isa: (b.ratio, [b.key] if b.unsteady else [])}, le(goal)))
     # Not a target: against the row calls alone, scales precomputed, so
     # the mask's Philox latency is in the numerator only.
     vals = per_isa(lambda i: ratio(res.time(f"tiny/api/{i}/p0.1/t1"), res.time(f"tiny/rows/{i}/p0.1/t1")))
@@ -474,7 +483,8 @@ def targets_table(res):
         text += f"\n\nWidest ISA ({isas[-1]}): {met}/{total} targets met"
         text += f", {excluded} more UNSTEADY (not counted)." if excluded else "."
     if unsteady:
-        text += ("\n\nUNSTEADY: the repetitions of a case behind the figure disagree by more than 25% "
+        text += ("\n\nUNSTEADY: the repetitions of a case behind the figure (an MLP block row: the rounds of one "
+                 "mask) disagree by more than 25% "
                  f"(rerun it): {', '.join(sorted(set(unsteady)))}.")
     return text
 
@@ -491,6 +501,93 @@ def kept_note(res):
             if kf:
                 notes.append(f"{k}: kept {kf:.3f} (ideal speedup {1 / kf:.2f}×)")
     return notes
+
+
+# ---------------------------------------------------------------- sample compaction (MLP block)
+
+class BlockRow:
+    """One MLP-block row: its paired dense and compacted step times (bench/bench_block.cc)."""
+
+    def __init__(self, key, case):
+        _, self.isa, self.mode, p, self.t = key.split("/")
+        self.key, self.p = key, p[1:]
+        self.kept = case.counter("kept_frac") or 0.0
+        self.dense_ms, self.compact_ms = case.counter("dense_ms"), case.counter("compact_ms")
+        self.ratio, self.cpu_ratio = case.counter("ratio"), case.counter("cpu_ratio")
+        self.unsteady = (case.counter("spread") or 1.0) > 1.25
+
+
+def block_rows(res):
+    keys = [k for k in res.keys("block") if len(k.split("/")) == 5 and res.cases[k].counter("ratio") is not None]
+    rows = [BlockRow(k, res.cases[k]) for k in keys]
+    return sorted(rows, key=lambda b: (int(b.t[1:]), float(b.p), b.mode != "row"))
+
+
+BLOCK_MASKS = 5  # kMasks in bench/bench_block.cc
+
+
+def block_goal(b):
+    """Issue 11's targets: the kept fraction plus 0.05 at p >= 0.1, no more than 3% slower at p = 0."""
+    return 1.03 if float(b.p) == 0 else b.kept + 0.05
+
+
+def block_fit(points):
+    """Least squares ratio = a*kept + c over (kept, ratio) points; None when kept does not vary."""
+    n = len(points)
+    if n < 2:
+        return None
+    mk = sum(k for k, _ in points) / n
+    mr = sum(r for _, r in points) / n
+    sxx = sum((k - mk) ** 2 for k, _ in points)
+    if sxx <= 0:
+        return None
+    a = sum((k - mk) * (r - mr) for k, r in points) / sxx
+    return a, mr - a * mk
+
+
+def block_fit_note(label, pts):
+    """One line on the fitted ratio = a*kept + c: compaction's fixed cost and the break-even drop rate."""
+    if len(pts) < 4:  # a line through fewer rows says nothing about the break-even
+        return None
+    f = block_fit(pts)
+    if not f:
+        return None
+    a, c = f
+    overhead = a + c - 1  # the fitted ratio at kept = 1, minus 1
+    line = (f"{label}: compacted ÷ dense ≈ {a:.3f}·kept {c:+.3f} (least squares, {len(pts)} rows); at kept = 1 "
+            f"the fit gives {a + c:.3f} (compaction's fixed cost {overhead * 100:+.1f}%)")
+    if a > 0 and overhead > 0:
+        line += f", so compaction pays above p ≈ {overhead / a:.3f} (break-even: kept = {(1 - c) / a:.3f})"
+    else:
+        line += ", so it pays at any p > 0 within this run's noise"
+    return line + "."
+
+
+def block_table(res):
+    rows = block_rows(res)
+    if not rows:
+        return None
+    out, fits, cpu_fit = [], {}, []
+    for b in rows:
+        goal = block_goal(b)
+        verdict = "PASS" if b.ratio <= goal else "UNSTEADY" if b.unsteady else "MISS"
+        cpu = b.cpu_ratio if b.t == "t1" else None
+        out.append([b.t, b.p, b.mode, f"{b.kept:.3f}", fmt_time(b.dense_ms * 1e6 / BLOCK_MASKS),
+                    fmt_time(b.compact_ms * 1e6 / BLOCK_MASKS), fmt(b.ratio, 3), f"≤ {goal:.2f}", verdict, fmt(cpu, 3)])
+        fits.setdefault(b.t, []).append((b.kept, b.ratio))
+        if cpu is not None:
+            cpu_fit.append((b.kept, cpu))
+    text = table(["threads", "p", "mask", "kept", "dense step", "compacted step", "compacted ÷ dense", "goal", "",
+                  "CPU-time ratio"], out)
+    notes = ["One training step (forward + backward) of a pre-norm MLP block at ViT-S sizes (B=32, T=197, D=384), "
+             f"dense and compacted back to back on each of {BLOCK_MASKS} masks, each path's fastest of its rounds "
+             "per mask; step = the mean over the masks of those times; kept = the fraction of samples the masks "
+             "kept. CPU-time ratio (one thread): the same ratio of the calling thread's CPU time, which is all "
+             "the work there and leaves out time spent waiting for a processor (a cross-check on a busy machine)."]
+    for t, pts in sorted(fits.items(), key=lambda e: int(e[0][1:])):
+        notes.append(block_fit_note(t, pts))
+    notes.append(block_fit_note("t1, CPU time", cpu_fit))
+    return text + "\n\n" + "\n".join(f"- {n}" for n in notes if n)
 
 
 # ---------------------------------------------------------------- SVG
@@ -621,6 +718,66 @@ def write_svg(path, title, series, log_y=True):
         fp.write("\n".join(o) + "\n")
 
 
+def write_block_svg(path, res):
+    """Compacted ÷ dense step time against the kept fraction, one series per (threads, mask), with
+    the ideal (ratio = kept) and the goal (kept + 0.05) as lines.  False when there are no block rows."""
+    series = {}
+    for b in block_rows(res):
+        series.setdefault((b.t, b.mode), []).append((b.kept, b.ratio, b.p))
+    if not series:
+        return False
+    W, H, L, R, T, B = 760, 480, 70, 190, 40, 60
+    pw, ph = W - L - R, H - T - B
+    pts = [p for s in series.values() for p in s]
+    x0, x1 = math.floor(min(p[0] for p in pts) * 10 - 0.5) / 10, 1.0
+    y0, y1 = min(x0, math.floor(min(p[1] for p in pts) * 10) / 10), max(1.1, math.ceil(max(p[1] for p in pts) * 10) / 10)
+    X = lambda v: L + (v - x0) / (x1 - x0) * pw
+    Y = lambda v: T + ph - (v - y0) / (y1 - y0) * ph
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
+         f'<text x="{L + pw / 2}" y="22" text-anchor="middle" font-size="15">'
+         'MLP block training step (ViT-S), compacted ÷ dense</text>']
+    for i in range(int(round((y1 - y0) * 10)) + 1):
+        y = y0 + i / 10
+        o.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{L + pw}" y2="{Y(y):.1f}" stroke="#e5e5e5"/>')
+        o.append(f'<text x="{L - 6}" y="{Y(y) + 4:.1f}" text-anchor="end">{y:.1f}</text>')
+    for i in range(int(round((x1 - x0) * 10)) + 1):
+        x = x0 + i / 10
+        o.append(f'<line x1="{X(x):.1f}" y1="{T}" x2="{X(x):.1f}" y2="{T + ph}" stroke="#f0f0f0"/>')
+        o.append(f'<text x="{X(x):.1f}" y="{T + ph + 16}" text-anchor="middle">{x:.1f}</text>')
+    o.append(f'<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    o.append(f'<text x="{L + pw / 2}" y="{H - 18}" text-anchor="middle">kept fraction of samples (p = 1 − kept '
+             'on average)</text>')
+    o.append(f'<text x="16" y="{T + ph / 2}" text-anchor="middle" transform="rotate(-90 16 {T + ph / 2})">'
+             'step time, compacted ÷ dense</text>')
+    lines = [("ideal: ratio = kept", 0.0, "#000000", "4,3"), ("goal: kept + 0.05", 0.05, "#999999", "1,3")]
+    for label, off, color, dash in lines:
+        o.append(f'<line x1="{X(x0):.1f}" y1="{Y(x0 + off):.1f}" x2="{X(x1):.1f}" y2="{Y(x1 + off):.1f}" '
+                 f'stroke="{color}" stroke-dasharray="{dash}"/>')
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    legend = [(label, color, dash, None) for label, _, color, dash in lines]
+    for n, ((t, mode), sp) in enumerate(sorted(series.items(), key=lambda e: (int(e[0][0][1:]), e[0][1]))):
+        color = colors[n % len(colors)]
+        sp.sort()
+        d = " ".join(f"{X(k):.1f},{Y(r):.1f}" for k, r, _ in sp)
+        o.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        for k, r, _ in sp:
+            shape = (f'<circle cx="{X(k):.1f}" cy="{Y(r):.1f}" r="3" fill="{color}"/>' if mode == "row" else
+                     f'<rect x="{X(k) - 3:.1f}" y="{Y(r) - 3:.1f}" width="6" height="6" fill="{color}"/>')
+            o.append(shape)
+        legend.append((f"{mode} mask, {t[1:]} thread{'s' if t != 't1' else ''}", color, "", mode))
+    for n, (label, color, dash, mode) in enumerate(legend):
+        ly = T + 10 + 18 * n
+        o.append(f'<line x1="{L + pw + 12}" y1="{ly}" x2="{L + pw + 42}" y2="{ly}" stroke="{color}" '
+                 f'stroke-width="1.5" stroke-dasharray="{dash}"/>')
+        o.append(f'<text x="{L + pw + 48}" y="{ly + 4}">{esc(label)}</text>')
+    o.append("</svg>")
+    with open(path, "w", encoding="utf-8") as fp:
+        fp.write("\n".join(o) + "\n")
+    return True
+
+
 # ---------------------------------------------------------------- main
 
 def main(argv=None):
@@ -630,6 +787,7 @@ def main(argv=None):
     ap.add_argument("--plot-family", default="fwd", choices=["fwd", "scale", "bwd"],
                     help="kernel family of the plot (default fwd)")
     ap.add_argument("--linear-y", action="store_true", help="linear GB/s axis (default: logarithmic)")
+    ap.add_argument("--block-svg", help="write the sample-compaction plot (MLP block rows) here")
     ap.add_argument("--stat", default="best", choices=["best", "median", "mean"],
                     help="how repetitions fold into one figure (default best)")
     args = ap.parse_args(argv)
@@ -652,7 +810,8 @@ def main(argv=None):
     for title, fn in (("Operations through the API (GB/s)", api_table),
                       ("Half-precision storage (GB/s, time ÷ f32)", half_table), ("Baselines (GB/s)", baseline_table),
                       ("Store choice: fused forward, widest ISA (time per call)", store_table),
-                      ("Tiny call", tiny_table), ("Kernels, one call, one thread (GB/s)", kernel_table)):
+                      ("Tiny call", tiny_table), ("Kernels, one call, one thread (GB/s)", kernel_table),
+                      ("Sample compaction: MLP block training step", block_table)):
         t = fn(res)
         if t:
             print(f"\n## {title}\n\n{t}")
@@ -664,8 +823,15 @@ def main(argv=None):
         if series:
             write_svg(args.svg, title, series, log_y=not args.linear_y)
             print(f"\nPlot: {args.svg}")
+        elif write_block_svg(args.svg, res):  # a block-only run: the compaction plot
+            print(f"\nPlot: {args.svg}")
         else:
             print("\nno rows to plot", file=sys.stderr)
+    if args.block_svg:
+        if write_block_svg(args.block_svg, res):
+            print(f"Plot: {args.block_svg}")
+        else:
+            print("no MLP block rows to plot", file=sys.stderr)
     return 0
 
 

@@ -2,19 +2,29 @@
 # The README's main job: build the library (Release) with the benchmark, run the
 # examples, then a short benchmark of every operation on every ISA this CPU
 # has, against same-run baselines, and print the ratio table.
-# Usage: tools/demo.sh [short|ratios|full]   (default short, ~3 min)
+# Usage: tools/demo.sh [short|ratios|full|block]   (default short, ~3 min)
+#   block: sample compaction only: the MLP-block example's checks at ViT-S sizes, then the
+#   block's training step dense and compacted at p = 0..0.5 (11 min on a loaded 2-vCPU VM)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 suite=${1:-short}
-"$root/tools/install-deps.sh" bench
+case $suite in
+  short | ratios) "$root/tools/install-deps.sh" bench ;;
+  full | block) "$root/tools/install-deps.sh" bench blas ;; # their MLP-block rows need OpenBLAS
+  *) echo "usage: $0 [short|ratios|full|block]" >&2; exit 2 ;;
+esac
 build=${DP_BUILD_DIR:-$root/build-demo}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DDP_BUILD_BENCH=ON -DDP_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
 echo
 echo "== examples"
-"$build/examples/example_inference"
-"$build/examples/example_train_step"
+if [ "$suite" = block ]; then
+  "$build/examples/example_mlp_block" 32 197 384 "$(nproc)"
+else
+  "$build/examples/example_inference"
+  "$build/examples/example_train_step"
+fi
 
 echo
 echo "== benchmark (suite: $suite): Google Benchmark console in $build/bench-$suite.log, JSON in"
