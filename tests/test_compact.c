@@ -20,140 +20,16 @@
 
 #include "core/maskgen.h"
 #include "droppath/droppath.h"
+#include "compact_util.h"
 #include "reference.h"
 #include "test_util.h"
 
 static size_t iters(size_t n) { return getenv("DP_TEST_QUICK") ? n / 4 + 1 : n; }
 
-/* ---------------------------------------------------------------- tensors */
-
-/* A tensor of n samples in one guarded buffer, in a layout of its own. */
-typedef struct ct_tensor {
-  tu_buf buf;
-  dp_tensor t;
-  size_t n, es;
-} ct_tensor;
-
-enum { LAYOUT_DENSE, LAYOUT_SEQ_FIRST, LAYOUT_PADDED, LAYOUT_COUNT };
-
-static size_t span_elems(const dp_tensor *t, size_t n, size_t T, size_t D) {
-  if (n == 0 || D == 0) return 0;
-  return (n - 1) * t->sample_stride + (T - 1) * t->seq_stride + D;
-}
-
-static ct_tensor ct_alloc(tu_rng *rng, int dtype, size_t n, size_t T, size_t D) {
-  ct_tensor c;
-  memset(&c, 0, sizeof c);
-  c.n = n;
-  c.es = tu_dtype_size(dtype);
-  c.t.dtype = dtype;
-  switch (tu_range(rng, 0, LAYOUT_COUNT - 1)) {
-    case LAYOUT_DENSE:
-      c.t.sample_stride = T * D;
-      c.t.seq_stride = D;
-      break;
-    case LAYOUT_SEQ_FIRST:
-      c.t.sample_stride = D;
-      c.t.seq_stride = n * D;
-      break;
-    default:
-      c.t.seq_stride = D + tu_range(rng, 0, 5);
-      c.t.sample_stride = T * c.t.seq_stride + tu_range(rng, 0, 9);
-  }
-  if (c.t.sample_stride < D) c.t.sample_stride = D; /* seq-first with n = 0 */
-  if (T > 1 && c.t.seq_stride < D) c.t.seq_stride = D;
-  const size_t bytes = span_elems(&c.t, n, T, D) * c.es;
-  c.buf = tu_buf_alloc(bytes ? bytes : 1, c.es * tu_range(rng, 0, 15));
-  /* Random contents, NaNs and infinities included: both paths see them. */
-  for (size_t i = 0; i < c.buf.bytes; i++) c.buf.data[i] = (unsigned char)tu_next(rng);
-  c.t.data = c.buf.data;
-  return c;
-}
-
-static ct_tensor ct_clone(const ct_tensor *a) {
-  ct_tensor c = *a;
-  c.buf = tu_buf_alloc(a->buf.bytes, (size_t)(a->buf.data - a->buf.base - TU_GUARD_BYTES));
-  memcpy(c.buf.data, a->buf.data, a->buf.bytes);
-  c.t.data = c.buf.data;
-  return c;
-}
-
-static void ct_free(ct_tensor *c) { tu_buf_free(&c->buf); }
-
-static unsigned char *row_at(const ct_tensor *c, size_t b, size_t t) {
-  return c->buf.data + (b * c->t.sample_stride + t * c->t.seq_stride) * c->es;
-}
-
-/* dst sample i := src sample idx[i], row by row (the test's own gather). */
-static void copy_rows(const ct_tensor *dst, const ct_tensor *src, const size_t *idx, size_t k, size_t T, size_t D) {
-  for (size_t i = 0; i < k; i++)
-    for (size_t t = 0; t < T; t++) memcpy(row_at(dst, i, t), row_at(src, idx[i], t), D * src->es);
-}
-
-/* Nonzero if sample i of a and sample idx[i] of b have the same row bytes, for every i < k. */
-static int rows_equal(const ct_tensor *a, const ct_tensor *b, const size_t *idx, size_t k, size_t T, size_t D) {
-  for (size_t i = 0; i < k; i++)
-    for (size_t t = 0; t < T; t++)
-      if (memcmp(row_at(a, i, t), row_at(b, idx ? idx[i] : i, t), D * a->es) != 0) return 0;
-  return 1;
-}
-
-/* Whole buffers (padding included) and both guard zones equal. */
-static void assert_same_buffer(const ct_tensor *a, const ct_tensor *b, const char *what) {
-  if (memcmp(a->buf.data, b->buf.data, a->buf.bytes) != 0) {
-    size_t i = 0;
-    while (a->buf.data[i] == b->buf.data[i]) i++;
-    fail_msg("%s: buffers differ at byte %zu of %zu", what, i, a->buf.bytes);
-  }
-  assert_true(tu_guards_intact(&a->buf));
-  assert_true(tu_guards_intact(&b->buf));
-}
-
-/* ---------------------------------------------------------------- a case */
-
-typedef struct ct_case {
-  dp_params p;
-  dp_shape shape;
-  int xt, ft;
-  size_t k, *idx;
-} ct_case;
-
-static void pick_case(tu_rng *rng, ct_case *c) {
-  static const int combos[][2] = {{DP_F32, DP_F32}, {DP_BF16, DP_BF16}, {DP_F16, DP_F16},
-                                  {DP_F32, DP_BF16}, {DP_F32, DP_F16}};
-  const size_t ci = tu_range(rng, 0, 4);
-  c->xt = combos[ci][0];
-  c->ft = combos[ci][1];
-  dp_params_init(&c->p);
-  static const double probs[] = {0.0, 1.0, 0.5, 0.1, 0.9};
-  c->p.drop_prob = tu_range(rng, 0, 2) ? probs[tu_range(rng, 0, 4)] : (double)tu_range(rng, 0, 1000) / 1000.0;
-  static const int modes[] = {DP_MODE_ROW, DP_MODE_ROW, DP_MODE_BATCH, DP_MODE_EXACT_K, DP_MODE_EXACT_K};
-  c->p.mode = modes[tu_range(rng, 0, 4)];
-  c->p.scale_by_keep = tu_range(rng, 0, 3) != 0;
-  c->p.seed = tu_next(rng);
-  c->p.offset = tu_range(rng, 0, 50);
-  c->p.sample_base = tu_range(rng, 0, 3) ? tu_range(rng, 0, 1000) : UINT64_MAX - tu_range(rng, 0, 10);
-  static const int threads[] = {0, 1, 1, 2, 3};
-  c->p.num_threads = threads[tu_range(rng, 0, 4)];
-  static const uint32_t flags[] = {0, 0, DP_FLAG_STREAM_NEVER, DP_FLAG_STREAM_ALWAYS};
-  c->p.flags = flags[tu_range(rng, 0, 3)];
-  const size_t shape_kind = tu_range(rng, 0, 9);
-  c->shape.batch = shape_kind == 0 ? tu_range(rng, 0, 2) : shape_kind < 8 ? tu_range(rng, 1, 40) : tu_range(rng, 60, 300);
-  c->shape.seq = tu_range(rng, 0, 3) ? tu_range(rng, 1, 4) : 0;
-  c->shape.dim = shape_kind == 9 ? tu_range(rng, 1, 3) : tu_range(rng, 0, 9) == 0 ? tu_range(rng, 8193, 9000)
-                                                                                      : tu_range(rng, 0, 70);
-  if (c->shape.dim > 8192) c->shape.batch = tu_range(rng, 1, 3); /* rows split into chunks across threads */
-  c->idx = malloc((c->shape.batch + 1) * sizeof(size_t));
-  assert_non_null(c->idx);
-  assert_int_equal(dp_mask(&c->p, c->shape.batch, NULL, NULL, &c->k, c->idx), DP_OK);
-}
-
-static size_t seq_of(const dp_shape *s) { return s->seq ? s->seq : 1; }
-
 static void one_case(tu_rng *rng) {
   ct_case c;
-  pick_case(rng, &c);
-  const size_t B = c.shape.batch, T = seq_of(&c.shape), D = c.shape.dim, k = c.k;
+  ct_pick_case(rng, &c);
+  const size_t B = c.shape.batch, T = ct_seq_of(&c.shape), D = c.shape.dim, k = c.k;
   char what[256];
   snprintf(what, sizeof what, "%s B=%zu T=%zu D=%zu k=%zu p=%g mode=%d sbk=%d threads=%d x=%d f=%d",
            dp_isa_name(dp_active_isa()), B, T, D, k, c.p.drop_prob, c.p.mode, c.p.scale_by_keep, c.p.num_threads,
@@ -167,42 +43,42 @@ static void one_case(tu_rng *rng) {
   assert_int_equal(dp_compact_gather(&c.p, c.shape, xk.t, x.t, &got_k, got_idx), DP_OK);
   assert_int_equal(got_k, k);
   if (k > 0) assert_memory_equal(got_idx, c.idx, k * sizeof(size_t));
-  copy_rows(&xk0, &x, c.idx, k, T, D);
-  assert_same_buffer(&xk, &xk0, what);
+  ct_copy_rows(&xk0, &x, c.idx, k, T, D);
+  ct_assert_same_buffer(&xk, &xk0, what);
 
   /* forward, out of place and in place */
   ct_tensor f = ct_alloc(rng, c.ft, B, T, D), fk = ct_alloc(rng, c.ft, k, T, D);
-  copy_rows(&fk, &f, c.idx, k, T, D); /* the branch's output on the kept samples */
+  ct_copy_rows(&fk, &f, c.idx, k, T, D); /* the branch's output on the kept samples */
   ct_tensor out_d = ct_alloc(rng, c.xt, B, T, D), out_c = ct_clone(&out_d);
   out_c.t = out_d.t;
   out_c.t.data = out_c.buf.data;
   assert_int_equal(dp_forward(&c.p, c.shape, out_d.t, x.t, f.t, NULL), DP_OK);
   assert_int_equal(dp_compact_forward(&c.p, c.shape, out_c.t, x.t, fk.t, k, c.idx), DP_OK);
-  assert_same_buffer(&out_d, &out_c, what);
+  ct_assert_same_buffer(&out_d, &out_c, what);
   ct_tensor xd = ct_clone(&x), xc = ct_clone(&x);
   assert_int_equal(dp_forward(&c.p, c.shape, xd.t, xd.t, f.t, NULL), DP_OK);
   assert_int_equal(dp_compact_forward(&c.p, c.shape, xc.t, xc.t, fk.t, k, c.idx), DP_OK);
-  assert_same_buffer(&xd, &xc, what);
+  ct_assert_same_buffer(&xd, &xc, what);
 
   /* backward: grad_f_kept holds grad_f's kept rows, so accumulation compares too */
   const uint32_t flags = (uint32_t)tu_range(rng, 0, 3);
   const int with_gx = tu_range(rng, 0, 3) != 0;
   ct_tensor g = ct_alloc(rng, c.xt, B, T, D);
   ct_tensor gf = ct_alloc(rng, c.ft, B, T, D), gfk = ct_alloc(rng, c.ft, k, T, D), gfk0 = ct_clone(&gfk);
-  copy_rows(&gfk, &gf, c.idx, k, T, D);
-  copy_rows(&gfk0, &gf, c.idx, k, T, D);
+  ct_copy_rows(&gfk, &gf, c.idx, k, T, D);
+  ct_copy_rows(&gfk0, &gf, c.idx, k, T, D);
   ct_tensor gx_d = ct_alloc(rng, c.xt, B, T, D), gx_c = ct_clone(&gx_d);
   dp_tensor gxd_t = gx_d.t, gxc_t = gx_d.t;
   gxc_t.data = gx_c.buf.data;
   if (!with_gx) gxd_t.data = gxc_t.data = NULL;
   assert_int_equal(dp_backward(&c.p, c.shape, gf.t, gxd_t, g.t, NULL, flags), DP_OK);
   assert_int_equal(dp_compact_backward(&c.p, c.shape, gfk.t, gxc_t, g.t, k, c.idx, flags), DP_OK);
-  assert_same_buffer(&gx_d, &gx_c, what);
-  assert_true(rows_equal(&gfk, &gf, c.idx, k, T, D));
+  ct_assert_same_buffer(&gx_d, &gx_c, what);
+  assert_true(ct_rows_equal(&gfk, &gf, c.idx, k, T, D));
   /* padding of grad_f_kept untouched: put the rows back into the initial copy and compare */
   for (size_t i = 0; i < k; i++)
-    for (size_t t = 0; t < T; t++) memcpy(row_at(&gfk0, i, t), row_at(&gfk, i, t), D * gfk.es);
-  assert_same_buffer(&gfk, &gfk0, what);
+    for (size_t t = 0; t < T; t++) memcpy(ct_row(&gfk0, i, t), ct_row(&gfk, i, t), D * gfk.es);
+  ct_assert_same_buffer(&gfk, &gfk0, what);
 
   /* scatter-add: against one single-sample inference add per kept sample */
   ct_tensor gin = ct_alloc(rng, c.ft, k, T, D);
@@ -213,11 +89,11 @@ static void one_case(tu_rng *rng) {
   one.num_threads = 1;
   const dp_shape s1 = {1, T, D};
   for (size_t i = 0; i < k && D > 0; i++) {
-    const dp_tensor o = {row_at(&acc_ref, c.idx[i], 0), c.xt, acc.t.sample_stride, acc.t.seq_stride};
-    const dp_tensor gi = {row_at(&gin, i, 0), c.ft, gin.t.sample_stride, gin.t.seq_stride};
+    const dp_tensor o = {ct_row(&acc_ref, c.idx[i], 0), c.xt, acc.t.sample_stride, acc.t.seq_stride};
+    const dp_tensor gi = {ct_row(&gin, i, 0), c.ft, gin.t.sample_stride, gin.t.seq_stride};
     assert_int_equal(dp_inference_add(&one, s1, o, o, gi), DP_OK);
   }
-  assert_same_buffer(&acc, &acc_ref, what);
+  ct_assert_same_buffer(&acc, &acc_ref, what);
 
   ct_tensor *all[] = {&x, &xk, &xk0, &f, &fk, &out_d, &out_c, &xd, &xc, &g, &gf, &gfk, &gfk0, &gx_d, &gx_c,
                       &gin, &acc, &acc_ref};

@@ -348,7 +348,8 @@ DP_API dp_status dp_mask(const dp_params *params, size_t batch, uint8_t *keep_ou
  * for the k kept samples (and grad_x), dp_compact_scatter_add adds the
  * branch's input gradient back into grad_x.  The results are bit for bit
  * those of dp_forward / dp_backward with a branch that acts on each sample
- * alone.  A compact tensor has kept_count samples, of the shape's T rows of
+ * alone; dp_compact_forward_ls / dp_compact_backward_ls are the join and
+ * backward with LayerScale, those of dp_forward_ls / dp_backward_ls.  A compact tensor has kept_count samples, of the shape's T rows of
  * D elements each, laid out as its own strides say; kept_indices are the
  * ascending sample indices b of the kept samples, as dp_compact_gather or
  * dp_mask return them (checked after every other argument: present,
@@ -396,6 +397,36 @@ DP_API dp_status dp_compact_backward(const dp_params *params, dp_shape shape, dp
  */
 DP_API dp_status dp_compact_scatter_add(const dp_params *params, dp_shape shape, dp_tensor grad_x,
                                         dp_tensor grad_in_kept, size_t kept_count, const size_t *kept_indices);
+
+/**
+ * dp_compact_forward with LayerScale (see above): out[b] = x[b] for dropped
+ * samples and out[b] = x[b] + ((gamma_d*f_kept[i])*s) for b =
+ * kept_indices[i], the bits of dp_forward_ls with a branch that acts on each
+ * sample alone.  gamma: D floats, not overlapping out; NULL:
+ * dp_compact_forward itself.  dtypes as dp_forward_ls.
+ */
+DP_API dp_status dp_compact_forward_ls(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x,
+                                       dp_tensor f_kept, const float *gamma, size_t kept_count,
+                                       const size_t *kept_indices);
+
+/**
+ * Backward of dp_compact_forward_ls, one pass over grad_out (and f_kept):
+ *   grad_f_kept[i] = (grad_out[kept_indices[i]]*s)*gamma   (+= with DP_BWD_ACCUMULATE_GRAD_F)
+ *   grad_x         (+)= grad_out for every sample          when grad_x.data is not NULL
+ *   grad_gamma     (+)= sum over kept rows of (grad_out*s)*f_kept   (NULL: not asked for)
+ * grad_gamma is summed in dp_backward_ls's order over the whole batch's rows
+ * r = b*T + t (the groups fixed by B, T and D; each group's kept rows in row
+ * order), so every output has dp_backward_ls's bits for any thread count and
+ * ISA.  f_kept is the compact branch input (read only for grad_gamma, may
+ * have NULL data without it); grad_f_kept may be exactly f_kept; grad_x and
+ * grad_gamma overlap nothing; gamma overlaps no output.  gamma NULL:
+ * dp_compact_backward itself, and grad_gamma must then be NULL (else
+ * DP_ERR_BAD_ARGUMENT).  dtypes as dp_backward_ls.
+ */
+DP_API dp_status dp_compact_backward_ls(const dp_params *params, dp_shape shape, dp_tensor grad_f_kept,
+                                        dp_tensor grad_x, dp_tensor grad_out, dp_tensor f_kept, const float *gamma,
+                                        float *grad_gamma, size_t kept_count, const size_t *kept_indices,
+                                        uint32_t flags);
 
 /** Per-block drop rates for a network of `depth` blocks under `rule`. */
 DP_API dp_status dp_drop_rates(dp_schedule rule, double rate, size_t depth, double *rates_out);

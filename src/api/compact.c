@@ -4,12 +4,15 @@
  *   dp_compact_forward      out = x, out[idx[i]] = x[idx[i]] + s*f_kept[i]
  *   dp_compact_backward     grad_f_kept[i] = s*grad_out[idx[i]], grad_x (+)= grad_out
  *   dp_compact_scatter_add  grad_x[idx[i]] += grad_in_kept[i]
+ * and the join of dp_compact_forward_ls (out[idx[i]] = x[idx[i]] +
+ * ((gamma*f_kept[i])*s), compact_ls.c).
  * Every row goes through the kernels dp_forward and dp_backward use, on the
  * same elements, so the results are theirs bit for bit (the kernels are
  * elementwise: how a row is cut into calls changes no bit).
  */
 #include <string.h>
 
+#include "api/compact.h"
 #include "core/compactwalk.h"
 #include "core/dispatch.h"
 #include "core/fpenv.h"
@@ -17,14 +20,6 @@
 #include "core/validate.h"
 
 /* ---------------------------------------------------------------- shared */
-
-/* s of a kept sample of a call whose mask kept `kept` of B samples. */
-static float kept_scale(const dp_params *params, size_t B, size_t kept) {
-  float keep, s;
-  dp_keep_and_scale(params, &keep, &s);
-  if (params->mode == DP_MODE_EXACT_K && params->scale_by_keep && kept > 0) s = (float)((double)B / (double)kept);
-  return s;
-}
 
 /* A compact job over shape's rows: every sample (over_kept = 0) or the kept ones. */
 static void compact_job_init(dp_compact_job *m, const dp_shape *shape, const size_t *idx, size_t kept, float s,
@@ -43,9 +38,7 @@ static void compact_job_init(dp_compact_job *m, const dp_shape *shape, const siz
 static size_t role_bytes(const dp_compact_job *m, int r, size_t B) {
   const dp_job *j = &m->job;
   if (!j->t[r].p) return 0;
-  const size_t samples = m->over_kept || m->map[r] == DP_MAP_RANK ? m->kept : B;
-  const size_t per_sample = j->T * j->D * j->t[r].es; /* fits: a validated span holds it */
-  return samples != 0 && per_sample > SIZE_MAX / samples ? SIZE_MAX : samples * per_sample;
+  return dp_samples_bytes(m->over_kept || m->map[r] == DP_MAP_RANK ? m->kept : B, j->T, j->D, j->t[r].es);
 }
 
 /* ---------------------------------------------------------------- gather */
@@ -139,16 +132,17 @@ dp_status dp_compact_gather(const dp_params *params, dp_shape shape, dp_tensor d
 
 /* ---------------------------------------------------------------- forward */
 
-/* Roles: out (may be exactly x), x, f_kept (compact); the kept indices are an input. */
+/* Roles: out (may be exactly x), x, f_kept (compact); the kept indices and
+ * gamma (D floats, NULL without LayerScale) are inputs. */
 static const dp_op_args forward_args = {
     .n_tensors = 3,
-    .n_arrays = 1,
+    .n_arrays = 2,
     .x_role = 1,
     .f_role = 2,
     .tensor = {{.dtype_class = DP_CLASS_X, .output = 1, .may_be = 1u << 1},
                {.dtype_class = DP_CLASS_X},
                {.dtype_class = DP_CLASS_F, .compact = 1}},
-    .array = {{.per_kept = 1, .elem_size = sizeof(size_t)}},
+    .array = {{.per_kept = 1, .elem_size = sizeof(size_t)}, {.per_channel = 1, .elem_size = sizeof(float)}},
 };
 
 /* dp_forward's row: kept rows through the forward kernel, dropped rows copy x. */
@@ -157,45 +151,63 @@ static inline void forward_row(const dp_job *j, unsigned char *const p[DP_ROLES]
   else if (!j->out_is_x) memcpy(p[0], p[1], n * j->t[1].es);
 }
 
+/* dp_forward_ls's row (api/layerscale.h): whole rows, each from channel 0. */
+static inline void forward_ls_row(const dp_job *j, unsigned char *const p[DP_ROLES], float s, size_t n) {
+  if (s != 0.0f) j->kernel.fwdls(p[0], p[1], p[2], j->chan, j->period, s, n, j->stream);
+  else if (!j->out_is_x) memcpy(p[0], p[1], n * j->t[1].es);
+}
+
 static void forward_range(const dp_job *j, size_t lo, size_t hi) {
   dp_walk_compact((const dp_compact_job *)j, lo, hi, forward_row);
 }
 
-static DP_NOINLINE dp_status forward(const dp_params *params, const dp_shape *shape, const dp_tensor *out,
-                                     const dp_tensor *x, const dp_tensor *f_kept, size_t kept, const size_t *idx) {
+static void forward_ls_range(const dp_job *j, size_t lo, size_t hi) {
+  dp_walk_compact((const dp_compact_job *)j, lo, hi, forward_ls_row);
+}
+
+DP_NOINLINE dp_status dp_compact_join(const dp_params *params, const dp_shape *shape, const dp_tensor *out,
+                                      const dp_tensor *x, const dp_tensor *f_kept, const float *gamma, size_t kept,
+                                      const size_t *idx) {
   dp_status st = dp_check_params(params);
   if (st != DP_OK) return st;
   const dp_tensor *const t[3] = {out, x, f_kept};
-  const void *const a[1] = {idx};
+  const void *const a[2] = {idx, gamma};
   dp_combo combo;
   if ((st = dp_check_args_kept(&forward_args, shape, kept, t, a, &combo)) != DP_OK) return st;
   if ((st = dp_check_kept_indices(idx, kept, shape->batch)) != DP_OK) return st;
-  const dp_fwd_fn fwd = dp_current_kernels()->fwd[combo];
-  if (!fwd) return DP_ERR_BAD_DTYPE;
+  const dp_kernel_table *k = dp_current_kernels();
+  if (gamma ? !k->fwdls[combo] : !k->fwd[combo]) return DP_ERR_BAD_DTYPE;
   if (shape->batch == 0 || shape->dim == 0) return DP_OK;
 
   /* In place only the kept samples change: walk those alone. */
   const int in_place = dp_tensors_identical(out, x, shape);
   if (in_place && kept == 0) return DP_OK;
   dp_compact_job m;
-  compact_job_init(&m, shape, idx, kept, kept_scale(params, shape->batch, kept), in_place);
+  compact_job_init(&m, shape, idx, kept, dp_kept_scale(params, shape->batch, kept), in_place);
   dp_job_role(&m.job, 0, out);
   dp_job_role(&m.job, 1, x);
   dp_job_role(&m.job, 2, f_kept);
   m.map[0] = m.map[1] = in_place ? DP_MAP_INDEX : DP_MAP_SAME;
   m.map[2] = in_place ? DP_MAP_SAME : DP_MAP_RANK;
-  m.job.kernel.fwd = fwd;
+  if (gamma) {
+    /* gamma indexes channels: chunks cut between rows, each call from channel 0 (rowwalk.h). */
+    m.job.kernel.fwdls = k->fwdls[combo];
+    m.job.period = shape->dim;
+    m.job.chan = gamma;
+  } else {
+    m.job.kernel.fwd = k->fwd[combo];
+  }
   m.job.out_is_x = in_place;
   m.job.written = role_bytes(&m, 0, shape->batch);
   const size_t traffic = dp_sat_add(dp_sat_add(m.job.written, m.job.written), role_bytes(&m, 2, shape->batch));
-  dp_run_job(&m.job, params, traffic, forward_range);
+  dp_run_job(&m.job, params, traffic, gamma ? forward_ls_range : forward_range);
   return DP_OK;
 }
 
 dp_status dp_compact_forward(const dp_params *params, dp_shape shape, dp_tensor out, dp_tensor x, dp_tensor f_kept,
                              size_t kept_count, const size_t *kept_indices) {
   const dp_fpenv e = dp_fpenv_enter();
-  const dp_status st = forward(params, &shape, &out, &x, &f_kept, kept_count, kept_indices);
+  const dp_status st = dp_compact_join(params, &shape, &out, &x, &f_kept, NULL, kept_count, kept_indices);
   dp_fpenv_leave(e);
   return st;
 }
@@ -250,7 +262,7 @@ static DP_NOINLINE dp_status backward(const dp_params *params, const dp_shape *s
   if (over_kept && kept == 0) return DP_OK;
 
   dp_compact_job m;
-  compact_job_init(&m, shape, idx, kept, kept_scale(params, shape->batch, kept), over_kept);
+  compact_job_init(&m, shape, idx, kept, dp_kept_scale(params, shape->batch, kept), over_kept);
   dp_job_role(&m.job, 0, grad_f_kept);
   if (grad_x->data) dp_job_role(&m.job, 1, grad_x);
   dp_job_role(&m.job, 2, grad_out);
