@@ -9,9 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/compactwalk.h"
 #include "core/maskgen.h"
-#include "core/rowwalk.h"
 #include "droppath/droppath.h"
 
 /* s of a kept sample of a call whose mask kept `kept` of B samples. */
