@@ -7,6 +7,9 @@
     out = join(x, f)
     blk = droppath.DropPathBlock(mlp, 0.1)         # x + drop_path(mlp(x)), mlp on kept samples only
     out = blk(x)
+    ls = droppath.LayerScaleDropPath(768, 1e-5, 0.1)   # x + drop_path(gamma * f)
+    norm = droppath.ResidualNorm(768, "layer", drop_prob=0.1)
+    r, y = norm(x, f)                              # r = x + drop_path(f), y = LayerNorm(r)
 
 The library is found through DROPPATH_LIBRARY, then a copy carried by the
 package, then the system loader (see droppath._lib), on first use.
@@ -17,8 +20,10 @@ from ._ops import REGISTERED as TORCH_OPS_REGISTERED
 from ._pool import empty_cache
 from .compact import drop_path_block
 from .functional import drop_path, drop_path_add, drop_rates, mask, stochastic_depth
+from .layerscale import LayerScaleDropPath, drop_path_add_ls
 from .modules import (DropPath, DropPathBlock, ResidualDropPath, StochasticDepth, mask_modules,
                       seed_all, set_sample_base)
+from .norm import ResidualNorm, drop_path_add_norm
 
 __version__ = "0.1.0"
 
@@ -27,6 +32,7 @@ __all__ = [
     "drop_path_add", "drop_path_block", "stochastic_depth", "mask", "drop_rates",
     "set_sample_base", "seed_all", "mask_modules", "library_path", "library_info", "empty_cache",
     "DropPathError", "LibraryNotFoundError", "TORCH_OPS_REGISTERED",
+    "LayerScaleDropPath", "drop_path_add_ls", "ResidualNorm", "drop_path_add_norm",
 ]
 
 

@@ -176,3 +176,154 @@ def compact_scatter_add(grad_x, grad_in_kept, idx, num_threads):
         ctypes.byref(params), r.shape(), r.view(0, out), in_view, idx.numel(),
         ctypes.c_void_p(idx.data_ptr())))
     return out
+
+
+# ---------------------------------------------------------------- LayerScale join
+# Tensors [B, ..., D] with gamma over the last dimension D (channel_rows).
+
+def _f32_ptr(t):
+    """(pointer, keep-alive) of t as contiguous float32, or (None, None) for None."""
+    if t is None:
+        return None, None
+    t = t.detach().to(torch.float32).contiguous()
+    return ctypes.c_void_p(t.data_ptr()), t
+
+
+def fixed_scales(params, batch):
+    """The scales an inference call applies to every sample: 1, or keep = 1 - p
+    without scale_by_keep (computed as the library does, in double then f32)."""
+    s = 1.0 if params.scale_by_keep else float(torch.tensor(1.0 - params.drop_prob,
+                                                            dtype=torch.float32))
+    return torch.full((batch,), s, dtype=torch.float32)
+
+
+def ls_forward(x, f, gamma, params, inference, out=None):
+    """out = x + ((gamma_d*f)*s): dp_forward_ls (training: returns the drawn scales)
+    or dp_inference_add_ls (inference: returns the fixed ones).  out: a tensor
+    to write (x itself for the in-place form), else a new one."""
+    batch = x.shape[0]
+    scales = fixed_scales(params, batch) if inference else torch.empty(batch, dtype=torch.float32)
+    if x.numel() == 0:
+        if not inference:
+            scales = _mask_scales(params, batch)
+        return (_pool.empty_like(x) if out is None else out), scales
+    shape, (x3, f3) = _layout.channel_rows([x, f])
+    target = out
+    if out is None:
+        out3 = _pool.empty_like(x3)
+    else:
+        (out3,) = _layout.channel_rows([out])[1]
+        if out3.data_ptr() == out.data_ptr():  # a view of out: written in place
+            target = None
+        else:  # a copy: the result goes back into out afterwards
+            out3 = torch.empty_like(x3)
+    g_ptr, g_keep = _f32_ptr(gamma)
+    args = (ctypes.byref(params), shape, _layout.channel_view(out3), _layout.channel_view(x3),
+            _layout.channel_view(f3), g_ptr)
+    if inference:
+        _lib.check("dp_inference_add_ls", _lib.lib().dp_inference_add_ls(*args))
+    else:
+        _lib.check("dp_forward_ls", _lib.lib().dp_forward_ls(*args, _scales_ptr(scales)))
+    del g_keep
+    if target is not None:
+        return target.copy_(out3.view(x.shape)), scales
+    return (out3.view(x.shape) if out is None else out), scales
+
+
+def ls_backward(grad_out, f, gamma, scales, branch_dtype, num_threads):
+    """dp_backward_ls with the saved scales: (grad_f in branch_dtype, grad_gamma as
+    float32, or None when f, the forward's branch input, is None).  grad_x is
+    grad_out itself (autograd passes it on)."""
+    grad_f = _pool.empty_like(grad_out, branch_dtype)
+    dim = grad_out.shape[-1]
+    grad_gamma = None if f is None else torch.zeros(dim, dtype=torch.float32)
+    if grad_out.numel() == 0:
+        return grad_f, grad_gamma
+    shape, t3 = _layout.channel_rows([grad_out] + ([] if f is None else [f]))
+    go3 = t3[0]
+    gf3 = _pool.empty_like(go3, branch_dtype)
+    params = _lib.make_params(0.0, num_threads=num_threads)  # the mask comes from scales
+    g_ptr, g_keep = _f32_ptr(gamma)
+    f_view = _layout.null_view(branch_dtype, dim) if f is None else _layout.channel_view(t3[1])
+    _lib.check("dp_backward_ls", _lib.lib().dp_backward_ls(
+        ctypes.byref(params), shape, _layout.channel_view(gf3),
+        _layout.null_view(grad_out.dtype, dim), _layout.channel_view(go3), f_view, g_ptr,
+        None if grad_gamma is None else ctypes.c_void_p(grad_gamma.data_ptr()),
+        _scales_ptr(scales), 0))
+    del g_keep
+    return gf3.view(grad_out.shape), grad_gamma
+
+
+# ---------------------------------------------------------------- residual join + norm
+# r = x + m*s*f, y = norm(r)*weight + bias over the last dimension D.
+
+def _norm_desc(kind, eps, weight, bias, mean=None, rstd=None):
+    """(dp_norm, keep-alive tensors)."""
+    nm = _lib.Norm()
+    _lib.lib().dp_norm_init(ctypes.byref(nm))
+    nm.kind = kind
+    nm.eps = eps
+    w_ptr, w_keep = _f32_ptr(weight)
+    b_ptr, b_keep = _f32_ptr(bias)
+    nm.gamma, nm.beta = w_ptr, b_ptr
+    nm.mean = None if mean is None else mean.data_ptr()
+    nm.rstd = None if rstd is None else rstd.data_ptr()
+    return nm, (w_keep, b_keep)
+
+
+def norm_forward(x, f, weight, bias, kind, eps, params, inference):
+    """dp_forward_norm (training) or dp_inference_norm: returns r (x's dtype),
+    y (f's dtype), the B*T row means and rstds (float32) and the scales."""
+    batch = x.shape[0]
+    r, y = _pool.empty_like(x), _pool.empty_like(x, f.dtype)
+    scales = fixed_scales(params, batch) if inference else torch.empty(batch, dtype=torch.float32)
+    rows = x.numel() // x.shape[-1] if x.numel() else 0
+    mean, rstd = torch.empty(rows, dtype=torch.float32), torch.empty(rows, dtype=torch.float32)
+    if x.numel() == 0:
+        if not inference:
+            scales = _mask_scales(params, batch)
+        return r, y, mean, rstd, scales
+    shape, (x3, f3) = _layout.channel_rows([x, f])
+    r3, y3 = _pool.empty_like(x3), _pool.empty_like(x3, f.dtype)
+    nm, keep = _norm_desc(kind, eps, weight, bias, mean, rstd)
+    views = (_layout.channel_view(y3), _layout.channel_view(r3), _layout.channel_view(x3),
+             _layout.channel_view(f3))
+    if inference:
+        _lib.check("dp_inference_norm", _lib.lib().dp_inference_norm(
+            ctypes.byref(params), shape, ctypes.byref(nm), *views))
+    else:
+        _lib.check("dp_forward_norm", _lib.lib().dp_forward_norm(
+            ctypes.byref(params), shape, ctypes.byref(nm), *views, _scales_ptr(scales)))
+    del keep
+    return r3.view(x.shape), y3.view(x.shape), mean, rstd, scales
+
+
+def norm_backward(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, want_grad_x,
+                  want_grad_weight, want_grad_bias, num_threads):
+    """dp_backward_norm: (grad_x or None, grad_f, grad_weight or None, grad_bias or
+    None), the parameter gradients float32.  grad_r (the gradient arriving on r)
+    may be None: none."""
+    dim = r.shape[-1]
+    grad_w = torch.zeros(dim, dtype=torch.float32) if want_grad_weight else None
+    grad_b = torch.zeros(dim, dtype=torch.float32) if want_grad_bias else None
+    if r.numel() == 0:
+        grad_x = _pool.empty_like(r) if want_grad_x else None
+        return grad_x, _pool.empty_like(r, grad_y.dtype), grad_w, grad_b
+    tensors = [grad_y, r] + ([] if grad_r is None else [grad_r])
+    shape, t3 = _layout.channel_rows(tensors)
+    gy3, r3 = t3[0], t3[1]
+    gf3 = _pool.empty_like(gy3)
+    gx3 = _pool.empty_like(r3) if want_grad_x else None
+    nm, keep = _norm_desc(kind, eps, weight, None, mean, rstd)
+    params = _lib.make_params(0.0, num_threads=num_threads)  # the mask comes from scales
+    view_or_null = lambda t, dtype: (_layout.null_view(dtype, dim) if t is None  # noqa: E731
+                                     else _layout.channel_view(t))
+    _lib.check("dp_backward_norm", _lib.lib().dp_backward_norm(
+        ctypes.byref(params), shape, ctypes.byref(nm), _layout.channel_view(gf3),
+        view_or_null(gx3, r.dtype), _layout.channel_view(gy3), _layout.channel_view(r3),
+        view_or_null(None if grad_r is None else t3[2], r.dtype), _scales_ptr(scales),
+        None if grad_w is None else ctypes.c_void_p(grad_w.data_ptr()),
+        None if grad_b is None else ctypes.c_void_p(grad_b.data_ptr()), 0))
+    del keep
+    grad_x = None if gx3 is None else gx3.view(r.shape)
+    return grad_x, gf3.view(r.shape), grad_w, grad_b

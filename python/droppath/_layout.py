@@ -177,3 +177,48 @@ def compact_rows(r, lead, c):
         c = compact_like(lead, c.shape[0], c.dtype).copy_(c)
         view = compact_view(r, lead, c)
     return view, c
+
+
+# ---------------------------------------------------------------- rows of channels
+
+def channel_rows(tensors):
+    """Tensors of one shape [B, ..., D] as B samples of T rows whose D elements are
+    the last dimension: LayerScale's channels and the norm's normalised dimension,
+    so, unlike rows(), D never merges other dimensions.  Returns (Shape, tensors
+    as [B][T][D] views, or contiguous copies where no view can be described)."""
+    lead = tensors[0]
+    batch, dim = lead.shape[0], lead.shape[-1]
+    seq = lead.numel() // (batch * dim) if batch * dim else 0
+    out = []
+    for t in tensors:
+        t3 = t.reshape(batch, seq, dim)  # a view where the middle dimensions merge
+        if not _channel_strides_ok(t3):
+            t3 = t3.contiguous()
+        out.append(t3)
+    return _lib.Shape(batch, seq, dim), out
+
+
+def _channel_strides(t3):
+    batch, seq, dim = t3.shape
+    ss, ts, _ = t3.stride()
+    ts = ts if seq > 1 else dim  # a lone sample or row may carry any stride
+    ss = ss if batch > 1 else (seq - 1) * ts + dim
+    return ss, ts
+
+
+def _channel_strides_ok(t3):
+    batch, seq, dim = t3.shape
+    if dim > 1 and t3.stride(2) != 1:
+        return False
+    return _strides_ok(batch, seq, dim, *_channel_strides(t3))
+
+
+def channel_view(t3):
+    """The dp_tensor of a [B][T][D] tensor channel_rows accepted (or made)."""
+    ss, ts = _channel_strides(t3)
+    return _lib.TensorView(t3.data_ptr(), DTYPES[t3.dtype], ss, ts)
+
+
+def null_view(dtype, dim):
+    """A dp_tensor with NULL data: an optional tensor left out."""
+    return _lib.TensorView(None, DTYPES[dtype], dim, dim)

@@ -40,6 +40,7 @@ DP_F32, DP_BF16, DP_F16 = 0, 1, 2
 MODE_ROW, MODE_BATCH, MODE_EXACT_K = 0, 1, 2
 BWD_ACCUMULATE_GRAD_F = 1
 BWD_ACCUMULATE_GRAD_X = 2
+NORM_LAYER, NORM_RMS = 0, 1
 
 
 class LibraryNotFoundError(ImportError):
@@ -75,6 +76,12 @@ class TensorView(ctypes.Structure):
                 ("sample_stride", ctypes.c_size_t), ("seq_stride", ctypes.c_size_t)]
 
 
+class Norm(ctypes.Structure):
+    """struct dp_norm (the norm of dp_forward_norm and friends)."""
+    _fields_ = [("kind", ctypes.c_int), ("eps", ctypes.c_float), ("gamma", ctypes.c_void_p),
+                ("beta", ctypes.c_void_p), ("mean", ctypes.c_void_p), ("rstd", ctypes.c_void_p)]
+
+
 _c_float_p = ctypes.POINTER(ctypes.c_float)
 _c_size_p = ctypes.POINTER(ctypes.c_size_t)
 _status = ctypes.c_int
@@ -97,6 +104,22 @@ _SIGNATURES = {
                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
     "dp_drop_rates": (_status, [ctypes.c_int, ctypes.c_double, ctypes.c_size_t,
                                 ctypes.c_void_p]),
+    "dp_forward_ls": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView, TensorView,
+                                ctypes.c_void_p, ctypes.c_void_p]),
+    "dp_inference_add_ls": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                      TensorView, ctypes.c_void_p]),
+    "dp_backward_ls": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView, TensorView,
+                                 TensorView, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                 ctypes.c_uint32]),
+    "dp_norm_init": (None, [ctypes.POINTER(Norm)]),
+    "dp_forward_norm": (_status, [ctypes.POINTER(Params), Shape, ctypes.POINTER(Norm), TensorView,
+                                  TensorView, TensorView, TensorView, ctypes.c_void_p]),
+    "dp_inference_norm": (_status, [ctypes.POINTER(Params), Shape, ctypes.POINTER(Norm),
+                                    TensorView, TensorView, TensorView, TensorView]),
+    "dp_backward_norm": (_status, [ctypes.POINTER(Params), Shape, ctypes.POINTER(Norm), TensorView,
+                                   TensorView, TensorView, TensorView, TensorView,
+                                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                   ctypes.c_uint32]),
     "dp_isa_name": (ctypes.c_char_p, [ctypes.c_int]),
     "dp_active_isa": (ctypes.c_int, []),
     "dp_has_openmp": (ctypes.c_int, []),

@@ -1,5 +1,6 @@
 """The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add,
-compact_gather,compact_forward,compact_backward,compact_scatter_add}.
+compact_gather,compact_forward,compact_backward,compact_scatter_add}, {forward,inference_add,backward}_ls
+(LayerScale) and {forward,inference,backward}_norm.
 
 Registered through torch.library (torch >= 1.12: ``Library(ns, "DEF")``,
 ``define``, ``impl`` for the CPU key) so they show up to the dispatcher,
@@ -37,7 +38,32 @@ _SCHEMAS = {
                         "int num_threads) -> Tensor",
     "compact_scatter_add": "compact_scatter_add(Tensor grad_x, Tensor grad_in_kept, "
                            "Tensor kept_indices, int num_threads) -> Tensor",
+    # LayerScale join (layerscale.py): out = x + drop_path(gamma * f)
+    "forward_ls": "forward_ls(Tensor x, Tensor f, Tensor gamma, float drop_prob, int seed, "
+                  "int offset, int sample_base, int mode, bool scale_by_keep, int num_threads) "
+                  "-> (Tensor, Tensor)",
+    "inference_add_ls": "inference_add_ls(Tensor x, Tensor f, Tensor gamma, float drop_prob, "
+                        "bool scale_by_keep, int num_threads) -> (Tensor, Tensor)",
+    "backward_ls": "backward_ls(Tensor grad_out, Tensor? f, Tensor gamma, Tensor scales, "
+                   "ScalarType branch_dtype, int num_threads) -> (Tensor, Tensor)",
+    # residual join + norm (norm.py): r = x + drop_path(f), y = norm(r)
+    "forward_norm": "forward_norm(Tensor x, Tensor f, Tensor? weight, Tensor? bias, int kind, "
+                    "float eps, float drop_prob, int seed, int offset, int sample_base, int mode, "
+                    "bool scale_by_keep, int num_threads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "inference_norm": "inference_norm(Tensor x, Tensor f, Tensor? weight, Tensor? bias, int kind, "
+                      "float eps, float drop_prob, bool scale_by_keep, int num_threads) "
+                      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+    "backward_norm": "backward_norm(Tensor grad_y, Tensor? grad_r, Tensor r, Tensor mean, "
+                     "Tensor rstd, Tensor scales, Tensor? weight, int kind, float eps, "
+                     "bool grad_x, bool grad_weight, bool grad_bias, int num_threads) "
+                     "-> (Tensor, Tensor, Tensor, Tensor)",
 }
+
+
+
+def _none():
+    """An empty tensor standing for an output not asked for (a schema returns Tensors)."""
+    return torch.empty(0)
 
 
 def to_int64(u):
@@ -88,10 +114,49 @@ def _compact_scatter_add(grad_x, grad_in_kept, kept_indices, num_threads):
     return _kernels.compact_scatter_add(grad_x, grad_in_kept, kept_indices, num_threads)
 
 
+def _forward_ls(x, f, gamma, drop_prob, seed, offset, sample_base, mode, scale_by_keep,
+                num_threads):
+    params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
+    return _kernels.ls_forward(x, f, gamma, params, inference=False)
+
+
+def _inference_add_ls(x, f, gamma, drop_prob, scale_by_keep, num_threads):
+    """(out, the scales a backward uses: 1, or keep without scale_by_keep)."""
+    params = _lib.make_params(drop_prob, scale_by_keep=scale_by_keep, num_threads=num_threads)
+    return _kernels.ls_forward(x, f, gamma, params, inference=True)
+
+
+def _backward_ls(grad_out, f, gamma, scales, branch_dtype, num_threads):
+    """(grad_f, grad_gamma); f (the forward's branch input) given: grad_gamma asked for."""
+    grad_f, gg = _kernels.ls_backward(grad_out, f, gamma, scales, branch_dtype, num_threads)
+    return grad_f, _none() if gg is None else gg
+
+
+def _forward_norm(x, f, weight, bias, kind, eps, drop_prob, seed, offset, sample_base, mode,
+                  scale_by_keep, num_threads):
+    params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
+    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=False)
+
+
+def _inference_norm(x, f, weight, bias, kind, eps, drop_prob, scale_by_keep, num_threads):
+    params = _lib.make_params(drop_prob, scale_by_keep=scale_by_keep, num_threads=num_threads)
+    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=True)
+
+
+def _backward_norm(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, grad_x, grad_weight,
+                   grad_bias, num_threads):
+    out = _kernels.norm_backward(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, grad_x,
+                                 grad_weight, grad_bias, num_threads)
+    return tuple(_none() if t is None else t for t in out)
+
+
 _IMPLS = {"forward": _forward, "drop_path": _drop_path, "backward": _backward,
           "inference_add": _inference_add, "compact_gather": _compact_gather,
           "compact_forward": _compact_forward, "compact_backward": _compact_backward,
-          "compact_scatter_add": _compact_scatter_add}
+          "compact_scatter_add": _compact_scatter_add, "forward_ls": _forward_ls,
+          "inference_add_ls": _inference_add_ls, "backward_ls": _backward_ls,
+          "forward_norm": _forward_norm, "inference_norm": _inference_norm,
+          "backward_norm": _backward_norm}
 
 
 def _register():
@@ -120,7 +185,15 @@ if REGISTERED:
     compact_forward = torch.ops.droppath.compact_forward
     compact_backward = torch.ops.droppath.compact_backward
     compact_scatter_add = torch.ops.droppath.compact_scatter_add
+    forward_ls = torch.ops.droppath.forward_ls
+    inference_add_ls = torch.ops.droppath.inference_add_ls
+    backward_ls = torch.ops.droppath.backward_ls
+    forward_norm = torch.ops.droppath.forward_norm
+    inference_norm = torch.ops.droppath.inference_norm
+    backward_norm = torch.ops.droppath.backward_norm
 else:
     forward, drop_path, backward, inference_add = _forward, _drop_path, _backward, _inference_add
     compact_gather, compact_forward = _compact_gather, _compact_forward
     compact_backward, compact_scatter_add = _compact_backward, _compact_scatter_add
+    forward_ls, inference_add_ls, backward_ls = _forward_ls, _inference_add_ls, _backward_ls
+    forward_norm, inference_norm, backward_norm = _forward_norm, _inference_norm, _backward_norm
