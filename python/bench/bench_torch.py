@@ -24,8 +24,20 @@ part of the speed-ups that comes from fresh pages on torch's side (droppath's
 output pool; the dense block's activations above glibc's mmap threshold)
 rather than from fewer passes or fewer samples.
 
+A table for information (no targets in the issues at this level) times the
+LayerScale join (droppath.drop_path_add_ls: dp_forward_ls / dp_backward_ls)
+against timm's ``x + drop_path(ls(f))`` = ``x + drop_path(f * gamma)`` and the
+join fused with the next norm (droppath.drop_path_add_norm: dp_forward_norm /
+dp_backward_norm, returning r and y) against ``r = x + drop_path(f)`` then
+``torch.nn.functional.layer_norm(r)``, at ViT-B, forward and
+forward+backward (gradients of x, f and the parameters).
+
+A last table, for information, repeats the rows with glibc told to keep
+freed memory (what a caching allocator gives torch): the part of the speed-up
+that comes from droppath's output pool rather than from fewer passes.
+
 Usage: bench_torch.py [--reps N] [--block-reps N] [--threads 1,2] [--p 0.1] [--only join|block]
-                      [--quick] [--no-allocator-rows]
+                      [--quick] [--no-allocator-rows] [--no-fused-rows]
 (DROPPATH_LIBRARY names the library; tools/bench-torch.sh builds it first.)
 """
 
@@ -109,6 +121,56 @@ def bench_shape(shape, threads, p, reps):
     return rows
 
 
+FUSED_SHAPES = {"ViT-B 64x197x768": (64, 197, 768)}
+QUICK_FUSED_SHAPES = {"ViT-S 8x197x384": (8, 197, 384)}
+
+
+def bench_fused(shape, threads, p, reps):
+    """Info rows: the LayerScale join and the join + LayerNorm against eager torch."""
+    g = torch.Generator().manual_seed(0)
+    x, f, grad, grad_y = (torch.randn(shape, generator=g) for _ in range(4))
+    dim = shape[-1]
+    gamma = torch.full((dim,), 1e-5).requires_grad_()
+    weight, bias = torch.ones(dim).requires_grad_(), torch.zeros(dim).requires_grad_()
+    calls = [0]
+
+    def offset():
+        calls[0] += 1
+        return calls[0]
+
+    def ls_torch(xx, ff):
+        return xx + timm_drop_path(ff * gamma, p, True)
+
+    def ls_ours(xx, ff):
+        return droppath.drop_path_add_ls(xx, ff, gamma, p, True, seed=1, offset=offset(),
+                                         num_threads=threads)
+
+    def norm_torch(xx, ff):
+        r = xx + timm_drop_path(ff, p, True)
+        return r, torch.nn.functional.layer_norm(r, (dim,), weight, bias)
+
+    def norm_ours(xx, ff):
+        return droppath.drop_path_add_norm(xx, ff, p, weight, bias, True, seed=1,
+                                           offset=offset(), num_threads=threads)
+
+    rows = []
+    xg, fg = x.clone().requires_grad_(), f.clone().requires_grad_()
+    for name, torch_fn, ours_fn, params, grads in (
+            ("LayerScale join", ls_torch, ls_ours, (gamma,), (grad,)),
+            ("join + LayerNorm", norm_torch, norm_ours, (weight, bias), (grad, grad_y))):
+        with torch.no_grad():
+            t_torch, t_ours = _compare(lambda: torch_fn(x, f), lambda: ours_fn(x, f), reps)
+        rows.append((name + ", forward", t_torch, t_ours))
+        inputs = (xg, fg) + params
+
+        def step(fn, inputs=inputs, grads=grads):
+            torch.autograd.grad(fn(xg, fg), inputs, grads)
+
+        t_torch, t_ours = _compare(lambda: step(torch_fn), lambda: step(ours_fn), reps)
+        rows.append((name + ", forward+backward", t_torch, t_ours))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=11, help="timed runs per join case (default 11)")
@@ -120,6 +182,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small shapes, 3 runs: a smoke test")
     ap.add_argument("--no-allocator-rows", action="store_true",
                     help="skip the last tables (torch with glibc keeping freed memory)")
+    ap.add_argument("--no-fused-rows", action="store_true",
+                    help="skip the LayerScale and join + norm table")
     args = ap.parse_args()
     shapes, reps = (QUICK_SHAPES, 3) if args.quick else (SHAPES, args.reps)
     block_reps = 3 if args.quick else args.block_reps
@@ -138,6 +202,13 @@ def main():
         for name, n, case, ratio in _table(shapes, thread_counts, args.p, reps):
             targets.append(("%s, %s, t%d" % (case, name, n), TARGETS[case], ratio))
         print()
+        if not args.no_fused_rows:
+            print("For information, no targets: LayerScale join x + drop_path(f * gamma) and the "
+                  "join fused with the next LayerNorm (r, y) against eager torch")
+            print()
+            _table(QUICK_FUSED_SHAPES if args.quick else FUSED_SHAPES, thread_counts, args.p, reps,
+                   bench_fused)
+            print()
     if args.only != "join":
         for n, mode, ratio in bench_block.run(thread_counts, block_reps, args.quick, _timed,
                                               timm_drop_path):
@@ -174,19 +245,23 @@ def main():
     if args.only != "block":
         _table(shapes, thread_counts, args.p, reps)
         print()
+        if not args.no_fused_rows:
+            _table(FUSED_SHAPES, thread_counts, args.p, reps, bench_fused)
+            print()
     if args.only != "join":
         bench_block.run(thread_counts, block_reps, False, _timed, timm_drop_path,
                         probs=(bench_block.TARGET_P,))
 
 
-def _table(shapes, thread_counts, p, reps):
+def _table(shapes, thread_counts, p, reps, bench=None):
+    bench = bench_shape if bench is None else bench
     print("| shape | threads | case | torch eager ms | droppath ms | speed-up |")
     print("|---|---|---|---|---|---|")
     results = []
     for name, shape in shapes.items():
         for n in thread_counts:
             torch.set_num_threads(n)
-            for case, t_torch, t_ours in bench_shape(shape, n, p, reps):
+            for case, t_torch, t_ours in bench(shape, n, p, reps):
                 ratio = t_torch / t_ours
                 results.append((name, n, case, ratio))
                 print("| %s | %d | %s | %.2f | %.2f | %.2fx |" % (

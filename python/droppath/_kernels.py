@@ -234,11 +234,10 @@ def ls_backward(grad_out, f, gamma, scales, branch_dtype, num_threads):
     """dp_backward_ls with the saved scales: (grad_f in branch_dtype, grad_gamma as
     float32, or None when f, the forward's branch input, is None).  grad_x is
     grad_out itself (autograd passes it on)."""
-    grad_f = _pool.empty_like(grad_out, branch_dtype)
     dim = grad_out.shape[-1]
     grad_gamma = None if f is None else torch.zeros(dim, dtype=torch.float32)
     if grad_out.numel() == 0:
-        return grad_f, grad_gamma
+        return torch.empty_like(grad_out, dtype=branch_dtype), grad_gamma
     shape, t3 = _layout.channel_rows([grad_out] + ([] if f is None else [f]))
     go3 = t3[0]
     gf3 = _pool.empty_like(go3, branch_dtype)
@@ -275,14 +274,13 @@ def norm_forward(x, f, weight, bias, kind, eps, params, inference):
     """dp_forward_norm (training) or dp_inference_norm: returns r (x's dtype),
     y (f's dtype), the B*T row means and rstds (float32) and the scales."""
     batch = x.shape[0]
-    r, y = _pool.empty_like(x), _pool.empty_like(x, f.dtype)
     scales = fixed_scales(params, batch) if inference else torch.empty(batch, dtype=torch.float32)
     rows = x.numel() // x.shape[-1] if x.numel() else 0
     mean, rstd = torch.empty(rows, dtype=torch.float32), torch.empty(rows, dtype=torch.float32)
     if x.numel() == 0:
         if not inference:
             scales = _mask_scales(params, batch)
-        return r, y, mean, rstd, scales
+        return torch.empty_like(x), torch.empty_like(x, dtype=f.dtype), mean, rstd, scales
     shape, (x3, f3) = _layout.channel_rows([x, f])
     r3, y3 = _pool.empty_like(x3), _pool.empty_like(x3, f.dtype)
     nm, keep = _norm_desc(kind, eps, weight, bias, mean, rstd)

@@ -244,3 +244,12 @@ def test_errors():
     m = droppath.LayerScaleDropPath(6)
     with pytest.raises(ValueError, match="gamma must be a vector"):
         m(torch.randn(4, 5), torch.randn(4, 5))
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 8), (4, 0, 8)])
+def test_empty_tensors(shape):
+    x, f, gamma = _inputs(shape)
+    out = droppath.drop_path_add_ls(x, f, gamma, 0.5, seed=1)
+    assert out.shape == shape
+    gx, gf, gg = torch.autograd.grad(out, (x, f, gamma), torch.ones(shape))
+    assert gf.shape == shape and torch.equal(gg, torch.zeros(8))

@@ -299,3 +299,12 @@ def test_errors():
         droppath.ResidualNorm(6, drop_prob=2.0)
     with pytest.raises(ValueError, match="weight must be a vector"):
         droppath.ResidualNorm(6)(torch.randn(2, 5), torch.randn(2, 5))
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 8), (4, 0, 8)])
+def test_empty_tensors(shape):
+    x, f, w, b = _inputs(shape)
+    r, y = droppath.drop_path_add_norm(x, f, 0.5, w, b, seed=1)
+    assert r.shape == y.shape == shape
+    gx, gf, gw, gb = torch.autograd.grad((r, y), (x, f, w, b), (torch.ones(shape),) * 2)
+    assert gx.shape == gf.shape == shape and torch.equal(gw, torch.zeros(8))
