@@ -1,8 +1,9 @@
 /*
  * LayerScale in the join (dp_forward_ls, dp_inference_add_ls,
  * dp_backward_ls): every output against the plain reference (reference.c)
- * bit for bit on every ISA this CPU runs and at 1 to 4 threads, random
- * shapes, layouts, misalignments and in-place forms; grad_gamma the same
+ * bit for bit on every ISA this CPU runs and at 1 to 4 threads, every dtype
+ * combination, random shapes, layouts, misalignments and in-place forms;
+ * grad_gamma the same
  * bits for every thread count and ISA, and within its stated bound of a
  * double-precision sum; gamma == NULL the plain operations bit for bit;
  * dropped samples never read; every bad argument refused with nothing
@@ -49,28 +50,59 @@ static dp_isa pick_isa(tu_rng *r) {
 
 enum { DENSE, SEQ_FIRST, PADDED };
 
+/* The dtype combinations (x, f) the API takes: f32, bf16, f16, f32 residual
+ * with a bf16 or f16 branch. */
+static const int combos[][2] = {{DP_F32, DP_F32}, {DP_BF16, DP_BF16}, {DP_F16, DP_F16}, {DP_F32, DP_BF16},
+                                {DP_F32, DP_F16}};
+#define N_COMBOS (sizeof combos / sizeof combos[0])
+
+static const char *dtype_name(int t) { return t == DP_F32 ? "f32" : t == DP_BF16 ? "bf16" : "f16"; }
+
+/* Half the cases f32, the rest spread over the other combinations. */
+static size_t pick_combo(tu_rng *r) { return tu_range(r, 0, 1) ? 0 : tu_range(r, 0, N_COMBOS - 1); }
+
 typedef struct tens {
   tu_buf buf;
   dp_tensor t;
 } tens;
 
-static dp_tensor view_of(void *data, dp_shape s, int layout) {
+static dp_tensor view_of(void *data, int dtype, dp_shape s, int layout) {
   const size_t T = s.seq ? s.seq : 1;
   if (s.batch == 0 && layout == SEQ_FIRST) layout = DENSE; /* seq-first strides need B > 0 */
-  if (layout == DENSE) return dp_tensor_dense(data, DP_F32, s);
-  if (layout == SEQ_FIRST) return dp_tensor_seq_first(data, DP_F32, s);
-  dp_tensor t = {data, DP_F32, T * (s.dim + 3) + 5, s.dim + 3};
+  if (layout == DENSE) return dp_tensor_dense(data, (dp_dtype)dtype, s);
+  if (layout == SEQ_FIRST) return dp_tensor_seq_first(data, (dp_dtype)dtype, s);
+  dp_tensor t = {data, (dp_dtype)dtype, T * (s.dim + 3) + 5, s.dim + 3};
   return t;
 }
 
-/* A tensor of shape s in layout, its span random (every element, gaps too). */
-static tens tens_make(tu_rng *r, dp_shape s, int layout, int specials) {
+/* n random values (specials: the occasional zero, inf, NaN, subnormal) of
+ * dtype at p, halves rounded from random floats. */
+static void fill_elems(tu_rng *r, unsigned char *p, int dtype, size_t n, int specials) {
+  if (dtype == DP_F32) {
+    tu_fill_floats(r, (float *)(void *)p, n, specials);
+    return;
+  }
+  float v[64];
+  for (size_t i = 0; i < n; i += 64) {
+    const size_t m = n - i < 64 ? n - i : 64;
+    tu_fill_floats(r, v, m, specials);
+    for (size_t k = 0; k < m; k++) {
+      const uint16_t h = dtype == DP_BF16 ? ref_f32_to_bf16(v[k]) : ref_f32_to_f16(v[k]);
+      memcpy(p + 2 * (i + k), &h, 2);
+    }
+  }
+}
+
+/* A tensor of dtype and shape s in layout, its span random (every element,
+ * gaps too), misaligned by whole elements. */
+static tens tens_make(tu_rng *r, int dtype, dp_shape s, int layout, int specials) {
   tens x;
-  dp_tensor probe = view_of(NULL, s, layout);
+  const size_t es = tu_dtype_size(dtype);
+  dp_tensor probe = view_of(NULL, dtype, s, layout);
   const size_t n = ref_span_elems(&probe, s);
-  x.buf = tu_buf_alloc(n * 4, 4 * tu_range(r, 0, 15));
-  tu_fill_floats(r, (float *)(void *)x.buf.data, n, specials);
-  x.t = view_of(x.buf.data, s, layout);
+  x.buf = tu_buf_alloc(n * es, es * tu_range(r, 0, 64 / es - 1));
+  fill_elems(r, x.buf.data, dtype, n, specials);
+  x.t = view_of(x.buf.data, dtype, s, layout);
   return x;
 }
 
@@ -90,13 +122,14 @@ static void tens_free(tens *x) { tu_buf_free(&x->buf); }
 static void assert_same(const tens *a, const tens *b, const char *what) {
   if (!tu_guards_intact(&a->buf)) fail_msg("%s: guard bytes written", what);
   if (memcmp(a->buf.data, b->buf.data, a->buf.bytes) == 0) return;
+  const size_t es = tu_dtype_size(a->t.dtype);
   size_t i = 0;
-  while (memcmp(a->buf.data + 4 * i, b->buf.data + 4 * i, 4) == 0) i++;
-  uint32_t x, y;
-  memcpy(&x, a->buf.data + 4 * i, 4);
-  memcpy(&y, b->buf.data + 4 * i, 4);
-  fail_msg("%s: element %zu of the span differs: library 0x%08x, reference 0x%08x", what, i, (unsigned)x,
-           (unsigned)y);
+  while (memcmp(a->buf.data + es * i, b->buf.data + es * i, es) == 0) i++;
+  uint32_t x = 0, y = 0;
+  memcpy(&x, a->buf.data + es * i, es); /* little-endian: the element's bits */
+  memcpy(&y, b->buf.data + es * i, es);
+  fail_msg("%s: %s element %zu of the span differs: library 0x%08x, reference 0x%08x", what, dtype_name(a->t.dtype),
+           i, (unsigned)x, (unsigned)y);
 }
 
 static void assert_same_floats(const float *a, const float *b, size_t n, const char *what) {
@@ -142,10 +175,13 @@ static void forward_case(tu_rng *r, int inference) {
   dp_params p;
   pick_params(r, &p);
   const dp_isa isa = pick_isa(r);
+  const size_t combo = pick_combo(r);
+  const int xt = combos[combo][0], ft = combos[combo][1];
   const int lx = (int)tu_range(r, 0, 2), lf = (int)tu_range(r, 0, 2);
-  const int inplace = (int)tu_range(r, 0, 2); /* 0: out separate, 1: out is x, 2: out is f */
-  tens x = tens_make(r, s, lx, 1), f = tens_make(r, s, lf, 1);
-  tens out = inplace ? (tens){{0}, {0}} : tens_make(r, s, (int)tu_range(r, 0, 2), 0);
+  int inplace = (int)tu_range(r, 0, 2); /* 0: out separate, 1: out is x, 2: out is f */
+  if (inplace == 2 && xt != ft) inplace = 1; /* out is exactly f only when they share a dtype */
+  tens x = tens_make(r, xt, s, lx, 1), f = tens_make(r, ft, s, lf, 1);
+  tens out = inplace ? (tens){{0}, {0}} : tens_make(r, xt, s, (int)tu_range(r, 0, 2), 0);
   float *gamma = gamma_make(r, s.dim, tu_range(r, 0, 3) == 0);
   tens xr = tens_clone(&x, s), fr = tens_clone(&f, s), outr = inplace ? out : tens_clone(&out, s);
   const tens *o = inplace == 1 ? &x : inplace == 2 ? &f : &out, *orf = inplace == 1 ? &xr : inplace == 2 ? &fr : &outr;
@@ -164,9 +200,9 @@ static void forward_case(tu_rng *r, int inference) {
   if (st != DP_OK)
     fail_msg("status %d, B=%zu T=%zu D=%zu isa=%s", (int)st, s.batch, s.seq, s.dim, dp_isa_name(isa));
   char what[160];
-  snprintf(what, sizeof what, "%s B=%zu T=%zu D=%zu layouts x%d f%d in-place %d p=%g isa=%s t%d",
-           inference ? "inference" : "forward", s.batch, s.seq, s.dim, lx, lf, inplace, p.drop_prob,
-           dp_isa_name(isa), p.num_threads);
+  snprintf(what, sizeof what, "%s x %s f %s B=%zu T=%zu D=%zu layouts x%d f%d in-place %d p=%g isa=%s t%d",
+           inference ? "inference" : "forward", dtype_name(xt), dtype_name(ft), s.batch, s.seq, s.dim, lx, lf,
+           inplace, p.drop_prob, dp_isa_name(isa), p.num_threads);
   assert_same(o, orf, what);
   assert_same(&x, &xr, what);
   assert_same(&f, &fr, what);
@@ -207,6 +243,7 @@ static void test_inference_matches_reference(void **state) {
 
 typedef struct bwd_case {
   dp_shape s;
+  int xt, ft; /* grad_out and grad_x: xt; grad_f and f: ft */
   dp_params p;
   uint32_t flags;
   int gx, gg, given_scales, inplace; /* inplace: 0 none, 1 grad_f is grad_out, 2 grad_f is f */
@@ -215,9 +252,11 @@ typedef struct bwd_case {
   float grad_gamma[MAX_D];
 } bwd_case;
 
-static void bwd_make(tu_rng *r, bwd_case *c, dp_shape s) {
+static void bwd_make(tu_rng *r, bwd_case *c, dp_shape s, size_t combo) {
   memset(c, 0, sizeof *c);
   c->s = s;
+  c->xt = combos[combo][0];
+  c->ft = combos[combo][1];
   pick_params(r, &c->p);
   c->flags = (uint32_t)tu_range(r, 0, 7);
   c->gx = tu_range(r, 0, 3) != 0;
@@ -225,10 +264,11 @@ static void bwd_make(tu_rng *r, bwd_case *c, dp_shape s) {
   c->given_scales = (int)tu_range(r, 0, 1);
   c->inplace = (int)tu_range(r, 0, 2);
   if (c->inplace == 2 && !c->gg) c->inplace = 0;
-  c->g = tens_make(r, s, (int)tu_range(r, 0, 2), 1);
-  c->f = tens_make(r, s, (int)tu_range(r, 0, 2), 1);
-  if (!c->inplace) c->gf = tens_make(r, s, (int)tu_range(r, 0, 2), 1);
-  if (c->gx) c->gxt = tens_make(r, s, (int)tu_range(r, 0, 2), 1);
+  if (c->inplace == 1 && c->xt != c->ft) c->inplace = 2; /* grad_f is exactly grad_out only in one dtype */
+  c->g = tens_make(r, c->xt, s, (int)tu_range(r, 0, 2), 1);
+  c->f = tens_make(r, c->ft, s, (int)tu_range(r, 0, 2), 1);
+  if (!c->inplace) c->gf = tens_make(r, c->ft, s, (int)tu_range(r, 0, 2), 1);
+  if (c->gx) c->gxt = tens_make(r, c->xt, s, (int)tu_range(r, 0, 2), 1);
   c->gamma = gamma_make(r, s.dim, tu_range(r, 0, 3) == 0);
   c->scales = (float *)malloc((s.batch ? s.batch : 1) * sizeof(float));
   for (size_t b = 0; b < s.batch; b++) c->scales[b] = ref_sample_scale(&c->p, s.batch, b);
@@ -247,7 +287,7 @@ static bwd_case bwd_clone(const bwd_case *a) {
 static const tens *bwd_gf(const bwd_case *c) { return c->inplace == 1 ? &c->g : c->inplace == 2 ? &c->f : &c->gf; }
 
 static dp_status bwd_call(bwd_case *c, int ref) {
-  dp_tensor none = {NULL, DP_F32, c->s.dim, c->s.dim};
+  dp_tensor none = {NULL, (dp_dtype)c->xt, c->s.dim, c->s.dim};
   const dp_tensor gx = c->gx ? c->gxt.t : none;
   float *gg = c->gg ? c->grad_gamma : NULL;
   const float *sc = c->given_scales ? c->scales : NULL;
@@ -285,16 +325,17 @@ static void test_backward_matches_reference(void **state) {
   tu_rng r = rng_for(__func__);
   for (size_t i = 0; i < iters(400); i++) {
     bwd_case lib;
-    bwd_make(&r, &lib, pick_shape(&r));
+    bwd_make(&r, &lib, pick_shape(&r), pick_combo(&r));
     bwd_case ref = bwd_clone(&lib);
     const dp_isa isa = pick_isa(&r);
     assert_int_equal(dp_set_max_isa(isa), DP_OK);
     const dp_status st = bwd_call(&lib, 0);
     bwd_call(&ref, 1);
     char what[200];
-    snprintf(what, sizeof what, "backward B=%zu T=%zu D=%zu flags=%u gx=%d grad_gamma=%d scales=%d in-place %d "
-             "p=%g isa=%s t%d", lib.s.batch, lib.s.seq, lib.s.dim, (unsigned)lib.flags, lib.gx, lib.gg,
-             lib.given_scales, lib.inplace, lib.p.drop_prob, dp_isa_name(isa), lib.p.num_threads);
+    snprintf(what, sizeof what, "backward x %s f %s B=%zu T=%zu D=%zu flags=%u gx=%d grad_gamma=%d scales=%d "
+             "in-place %d p=%g isa=%s t%d", dtype_name(lib.xt), dtype_name(lib.ft), lib.s.batch, lib.s.seq,
+             lib.s.dim, (unsigned)lib.flags, lib.gx, lib.gg, lib.given_scales, lib.inplace, lib.p.drop_prob,
+             dp_isa_name(isa), lib.p.num_threads);
     if (st != DP_OK) fail_msg("%s: status %d", what, (int)st);
     bwd_compare(&lib, &ref, what);
     bwd_free(&ref);
@@ -303,10 +344,11 @@ static void test_backward_matches_reference(void **state) {
   widest_isa();
 }
 
-/* Shapes with several reduction groups: grad_gamma (and everything else)
- * the same bits at 1, 2, 3 and 4 threads and on every ISA, equal to the
- * reference's fixed order, and within the header's bound of the sum in
- * double precision. */
+/* Shapes with several reduction groups, each in f32 and in one of the other
+ * dtype combinations (in turn): grad_gamma (and everything else) the same
+ * bits at 1, 2, 3 and 4 threads and on every ISA, equal to the reference's
+ * fixed order, and within the header's bound of the sum in double
+ * precision (of the products of the stored values, whatever their dtype). */
 static void test_grad_gamma_deterministic(void **state) {
   (void)state;
   tu_rng r = rng_for(__func__);
@@ -318,10 +360,11 @@ static void test_grad_gamma_deterministic(void **state) {
       {130, 3, 37},   /* odd width, 390 rows: 1 group of 1772 */
       {300, 1, 5},    /* 300 rows, one group */
   };
-  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+  for (size_t q = 0; q < 2 * (sizeof shapes / sizeof shapes[0]); q++) {
+    const size_t k = q / 2, combo = q % 2 ? 1 + k % (N_COMBOS - 1) : 0;
     const dp_shape s = shapes[k];
     bwd_case base;
-    bwd_make(&r, &base, s);
+    bwd_make(&r, &base, s, combo);
     base.gg = 1;
     base.flags = 0;
     base.p.drop_prob = 0.25;
@@ -338,8 +381,8 @@ static void test_grad_gamma_deterministic(void **state) {
         c.p.num_threads = t;
         assert_int_equal(bwd_call(&c, 0), DP_OK);
         char what[120];
-        snprintf(what, sizeof what, "B=%zu T=%zu D=%zu isa=%s t%d", s.batch, s.seq, s.dim, dp_isa_name((dp_isa)isa),
-                 t);
+        snprintf(what, sizeof what, "x %s f %s B=%zu T=%zu D=%zu isa=%s t%d", dtype_name(base.xt),
+                 dtype_name(base.ft), s.batch, s.seq, s.dim, dp_isa_name((dp_isa)isa), t);
         bwd_compare(&c, &ref, what);
         if (first) memcpy(want, c.grad_gamma, sizeof want);
         first = 0;
@@ -379,14 +422,15 @@ static void test_null_gamma_is_plain(void **state) {
     const dp_shape s = pick_shape(&r);
     dp_params p;
     pick_params(&r, &p);
-    tens x = tens_make(&r, s, DENSE, 1), f = tens_make(&r, s, SEQ_FIRST, 1), o1 = tens_make(&r, s, PADDED, 0);
+    tens x = tens_make(&r, DP_F32, s, DENSE, 1), f = tens_make(&r, DP_F32, s, SEQ_FIRST, 1),
+         o1 = tens_make(&r, DP_F32, s, PADDED, 0);
     tens o2 = tens_clone(&o1, s);
     float sc1[32], sc2[32];
     assert_int_equal(dp_forward_ls(&p, s, o1.t, x.t, f.t, NULL, sc1), dp_forward(&p, s, o2.t, x.t, f.t, sc2));
     assert_same(&o1, &o2, "forward, gamma NULL");
     assert_int_equal(dp_inference_add_ls(&p, s, o1.t, x.t, f.t, NULL), dp_inference_add(&p, s, o2.t, x.t, f.t));
     assert_same(&o1, &o2, "inference, gamma NULL");
-    tens gx1 = tens_make(&r, s, DENSE, 1), gx2 = tens_clone(&gx1, s);
+    tens gx1 = tens_make(&r, DP_F32, s, DENSE, 1), gx2 = tens_clone(&gx1, s);
     const uint32_t flags = (uint32_t)tu_range(&r, 0, 3);
     dp_tensor nof = {NULL, DP_F32, 0, 0};
     assert_int_equal(dp_backward_ls(&p, s, o1.t, gx1.t, x.t, nof, NULL, NULL, NULL, flags),
@@ -402,8 +446,20 @@ static void test_null_gamma_is_plain(void **state) {
   }
 }
 
+/* Element i of a dense tensor t: its address. */
+static unsigned char *elem(const tens *t, size_t i) { return t->buf.data + i * tu_dtype_size(t->t.dtype); }
+
+/* A quiet NaN in t's dtype at element i. */
+static void put_nan(const tens *t, size_t i) {
+  const uint32_t q32 = 0x7fc00000u;
+  const uint16_t q16 = t->t.dtype == DP_BF16 ? 0x7fc0u : 0x7e00u;
+  if (t->t.dtype == DP_F32) memcpy(elem(t, i), &q32, 4);
+  else memcpy(elem(t, i), &q16, 2);
+}
+
 /* A dropped sample's f and grad_out rows hold NaN: nothing of them reaches
- * out, grad_f or grad_gamma (timm would give NaN). */
+ * out, grad_f or grad_gamma (timm would give NaN), in every dtype
+ * combination, at 1 and 2 threads. */
 static void test_dropped_never_read(void **state) {
   (void)state;
   tu_rng r = rng_for(__func__);
@@ -412,32 +468,35 @@ static void test_dropped_never_read(void **state) {
   dp_params_init(&p);
   p.drop_prob = 0.5;
   p.seed = 7;
-  for (int t = 1; t <= 2; t++) {
-    p.num_threads = t;
-    tens x = tens_make(&r, s, DENSE, 0), f = tens_make(&r, s, DENSE, 0), out = tens_make(&r, s, DENSE, 0);
-    tens g = tens_make(&r, s, DENSE, 0), gf = tens_make(&r, s, DENSE, 0);
+  for (size_t q = 0; q < 2 * N_COMBOS; q++) {
+    const int xt = combos[q % N_COMBOS][0], ft = combos[q % N_COMBOS][1];
+    p.num_threads = 1 + (int)(q / N_COMBOS);
+    tens x = tens_make(&r, xt, s, DENSE, 0), f = tens_make(&r, ft, s, DENSE, 0), out = tens_make(&r, xt, s, DENSE, 0);
+    tens g = tens_make(&r, xt, s, DENSE, 0), gf = tens_make(&r, ft, s, DENSE, 0);
     float *gamma = gamma_make(&r, s.dim, 0), grad_gamma[96];
     size_t dropped = 0;
     for (size_t b = 0; b < s.batch; b++) {
       if (ref_sample_scale(&p, s.batch, b) != 0.0f) continue;
       dropped++;
       for (size_t i = 0; i < s.seq * s.dim; i++) {
-        ((float *)f.t.data)[b * s.seq * s.dim + i] = NAN;
-        ((float *)g.t.data)[b * s.seq * s.dim + i] = NAN;
+        put_nan(&f, b * s.seq * s.dim + i);
+        put_nan(&g, b * s.seq * s.dim + i);
       }
     }
     assert_true(dropped > 0 && dropped < s.batch);
     assert_int_equal(dp_forward_ls(&p, s, out.t, x.t, f.t, gamma, NULL), DP_OK);
-    dp_tensor nogx = {NULL, DP_F32, 0, 0};
+    dp_tensor nogx = {NULL, (dp_dtype)xt, 0, 0};
     assert_int_equal(dp_backward_ls(&p, s, gf.t, nogx, g.t, f.t, gamma, grad_gamma, NULL, 0), DP_OK);
+    const size_t xs = tu_dtype_size(xt), fs = tu_dtype_size(ft);
+    static const unsigned char zeros[4];
     for (size_t i = 0; i < s.batch * s.seq * s.dim; i++) {
       const size_t b = i / (s.seq * s.dim);
-      const float o = ((float *)out.t.data)[i], xv = ((float *)x.t.data)[i], gv = ((float *)gf.t.data)[i];
       if (ref_sample_scale(&p, s.batch, b) == 0.0f) {
-        assert_true(tu_f32_bits(o) == tu_f32_bits(xv));
-        assert_true(tu_f32_bits(gv) == 0u); /* +0.0 */
+        assert_memory_equal(elem(&out, i), elem(&x, i), xs);
+        assert_memory_equal(elem(&gf, i), zeros, fs); /* +0.0 */
       } else {
-        assert_false(isnan(o));
+        assert_false(isnan(tu_load_elem(elem(&out, i), xt)));
+        assert_false(isnan(tu_load_elem(elem(&gf, i), ft)));
       }
     }
     for (size_t d = 0; d < s.dim; d++) assert_false(isnan(grad_gamma[d]));
@@ -532,10 +591,12 @@ static void test_contract(void **state) {
   /* Outputs other than exactly x or f. */
   dp_tensor shifted = dp_tensor_dense(x + 1, DP_F32, s);
   assert_int_equal(dp_forward_ls(&p, s, shifted, tx, tf, gamma, NULL), DP_ERR_OVERLAP);
-  /* Half types have no LayerScale kernels yet; NULL gamma falls back to the plain op. */
+  /* Dtype pairs outside the combinations: bf16 residual with an f16 or f32
+   * branch. */
   dp_tensor h = dp_tensor_dense(out, DP_BF16, s), hx = dp_tensor_dense(x, DP_BF16, s),
-            hf = dp_tensor_dense(f, DP_BF16, s);
+            hf = dp_tensor_dense(f, DP_F16, s);
   assert_int_equal(dp_forward_ls(&p, s, h, hx, hf, gamma, NULL), DP_ERR_BAD_DTYPE);
+  assert_int_equal(dp_inference_add_ls(&p, s, h, hx, tf, gamma), DP_ERR_BAD_DTYPE);
   UNTOUCHED();
   /* Backward: flags, grad_gamma without gamma, f missing, overlaps, misalignment. */
   assert_int_equal(dp_backward_ls(&p, s, tgf, tgx, tg, tf, gamma, grad_gamma, NULL, 1u << 3), DP_ERR_BAD_FLAGS);
@@ -549,8 +610,9 @@ static void test_contract(void **state) {
                                   (float *)(void *)((char *)grad_gamma + 1), NULL, 0),
                    DP_ERR_MISALIGNED);
   assert_int_equal(dp_backward_ls(&p, s, tgf, tgf, tg, tf, gamma, grad_gamma, NULL, 0), DP_ERR_OVERLAP);
-  dp_tensor hg = dp_tensor_dense(g, DP_BF16, s), hgf = dp_tensor_dense(gf, DP_BF16, s);
+  dp_tensor hg = dp_tensor_dense(g, DP_BF16, s), hgf = dp_tensor_dense(gf, DP_F16, s);
   assert_int_equal(dp_backward_ls(&p, s, hgf, nof, hg, hf, gamma, grad_gamma, NULL, 0), DP_ERR_BAD_DTYPE);
+  assert_int_equal(dp_backward_ls(&p, s, tgf, nof, hg, tf, gamma, grad_gamma, NULL, 0), DP_ERR_BAD_DTYPE);
   UNTOUCHED();
   /* f is not read without grad_gamma: it may be absent. */
   assert_int_equal(dp_backward_ls(&p, s, tgf, tgx, tg, nof, gamma, NULL, NULL, 0), DP_OK);

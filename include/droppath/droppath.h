@@ -288,8 +288,12 @@ DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor 
  * double-precision sum.  Scratch: ceil(R/P) * D floats (at most 16 MiB or
  * 64 * D floats), on the stack up to 1024 floats.
  *
- * dtypes: f32 only for now (other combinations give DP_ERR_BAD_DTYPE when
- * gamma is not NULL).
+ * dtypes: every combination the plain operations take (f32; bf16; f16; f32
+ * x, out, grad_out, grad_x with a bf16 or f16 f and grad_f); gamma and
+ * grad_gamma are f32 whatever the tensors' type.  With bf16/f16 storage the
+ * arithmetic above runs on the widened values, each step rounded in f32,
+ * then one rounding to the stored type (to nearest, ties to even, through
+ * subnormals); grad_gamma sums the f32 products gs*f in the order above.
  */
 
 /**

@@ -31,9 +31,9 @@ struct dp_norm_kargs; /* the norm families' row constants: kernels/norm/norm_kar
   X(ctx, nbwd, DP_COMBOS_ALL,                                                                     \
     (void *gx, void *gf, const void *gy, const void *r, const void *gin, float s, size_t n,       \
      const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb)) \
-  X(ctx, fwdls, DP_COMBOS_F32,                                                                    \
+  X(ctx, fwdls, DP_COMBOS_ALL,                                                                    \
     (void *out, const void *x, const void *f, const float *gamma, size_t d, float s, size_t n, int stream)) \
-  X(ctx, bwdls, DP_COMBOS_F32,                                                                    \
+  X(ctx, bwdls, DP_COMBOS_ALL,                                                                    \
     (void *gf, void *gx, const void *g, const void *f, const float *gamma, float *acc, size_t d, float s, size_t n, \
      unsigned mode))
 

@@ -1,5 +1,7 @@
-/* NEON LayerScale backward of kept rows (see dp_bwdls_fn): 4 lanes;
- * the scalar kernel does tails. f32 only. */
+/* NEON LayerScale backward of kept rows (see dp_bwdls_fn): f32 in 4 lanes,
+ * bf16/f16 8 per step; the scalar kernels do tails. */
 #define DP_ISA neon
 #include "kernels/simd/vec_neon.h"
+#include "kernels/simd/half_neon.h"
 #include "kernels/bwdls/bwdls_body.h"
+#include "kernels/bwdls/bwdls_half_body.h"

@@ -1,5 +1,8 @@
-/* AVX2 LayerScale join, out = x + ((gamma*f)*s): 8 lanes, masked
- * heads and tails. f32 only. */
+/* AVX2 LayerScale join, out = x + ((gamma*f)*s): f32 in 8 lanes with masked
+ * heads and tails; bf16/f16 in 8 lanes (F16C) with the scalar kernels doing
+ * heads and tails. */
 #define DP_ISA avx2
 #include "kernels/simd/vec_avx2.h"
+#include "kernels/simd/half_avx2.h"
 #include "kernels/fwdls/fwdls_body.h"
+#include "kernels/fwdls/fwdls_half_body.h"
