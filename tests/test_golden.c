@@ -21,7 +21,7 @@
 #include "droppath/droppath.h"
 #include "test_util.h"
 
-enum { OP_FWD, OP_INFER, OP_DROP_PATH, OP_BWD };
+enum { OP_FWD, OP_INFER, OP_DROP_PATH, OP_BWD, OP_FWD_LS, OP_INFER_LS, OP_BWD_LS };
 
 typedef struct golden_case {
   const char *name;
@@ -32,36 +32,56 @@ typedef struct golden_case {
   double p;
   int mode, scale_by_keep;
   uint32_t bwd_flags;
+  int clean; /* inputs without specials: grad_gamma sums over many rows that one NaN would make all NaN */
 } golden_case;
 
 static const golden_case cases[] = {
-    {"fwd_f32_row", OP_FWD, DP_F32, DP_F32, 13, 1, 77, 0, 0.3, DP_MODE_ROW, 1, 0},
-    {"fwd_f32_noscale", OP_FWD, DP_F32, DP_F32, 9, 1, 50, 0, 0.5, DP_MODE_ROW, 0, 0},
-    {"fwd_f32_batch", OP_FWD, DP_F32, DP_F32, 6, 1, 33, 0, 0.4, DP_MODE_BATCH, 1, 0},
-    {"fwd_f32_seqfirst", OP_FWD, DP_F32, DP_F32, 5, 7, 19, 1, 0.25, DP_MODE_ROW, 1, 0},
-    {"fwd_bf16", OP_FWD, DP_BF16, DP_BF16, 11, 1, 70, 0, 0.2, DP_MODE_ROW, 1, 0},
-    {"fwd_f16", OP_FWD, DP_F16, DP_F16, 11, 1, 70, 0, 0.2, DP_MODE_ROW, 1, 0},
-    {"fwd_f32_bf16", OP_FWD, DP_F32, DP_BF16, 10, 2, 41, 0, 0.1, DP_MODE_ROW, 1, 0},
-    {"fwd_f32_f16", OP_FWD, DP_F32, DP_F16, 10, 2, 41, 0, 0.1, DP_MODE_ROW, 1, 0},
-    {"infer_f32_paper", OP_INFER, DP_F32, DP_F32, 4, 1, 65, 0, 0.2, DP_MODE_ROW, 0, 0},
-    {"infer_bf16", OP_INFER, DP_BF16, DP_BF16, 4, 1, 65, 0, 0.2, DP_MODE_ROW, 0, 0},
-    {"drop_path_f32", OP_DROP_PATH, DP_F32, DP_F32, 12, 1, 37, 0, 0.5, DP_MODE_ROW, 1, 0},
-    {"drop_path_f16", OP_DROP_PATH, DP_F16, DP_F16, 12, 1, 37, 0, 0.5, DP_MODE_ROW, 1, 0},
-    {"bwd_f32_accx", OP_BWD, DP_F32, DP_F32, 9, 3, 29, 0, 0.3, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_X},
+    {"fwd_f32_row", OP_FWD, DP_F32, DP_F32, 13, 1, 77, 0, 0.3, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_f32_noscale", OP_FWD, DP_F32, DP_F32, 9, 1, 50, 0, 0.5, DP_MODE_ROW, 0, 0, 0},
+    {"fwd_f32_batch", OP_FWD, DP_F32, DP_F32, 6, 1, 33, 0, 0.4, DP_MODE_BATCH, 1, 0, 0},
+    {"fwd_f32_seqfirst", OP_FWD, DP_F32, DP_F32, 5, 7, 19, 1, 0.25, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_bf16", OP_FWD, DP_BF16, DP_BF16, 11, 1, 70, 0, 0.2, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_f16", OP_FWD, DP_F16, DP_F16, 11, 1, 70, 0, 0.2, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_f32_bf16", OP_FWD, DP_F32, DP_BF16, 10, 2, 41, 0, 0.1, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_f32_f16", OP_FWD, DP_F32, DP_F16, 10, 2, 41, 0, 0.1, DP_MODE_ROW, 1, 0, 0},
+    {"infer_f32_paper", OP_INFER, DP_F32, DP_F32, 4, 1, 65, 0, 0.2, DP_MODE_ROW, 0, 0, 0},
+    {"infer_bf16", OP_INFER, DP_BF16, DP_BF16, 4, 1, 65, 0, 0.2, DP_MODE_ROW, 0, 0, 0},
+    {"drop_path_f32", OP_DROP_PATH, DP_F32, DP_F32, 12, 1, 37, 0, 0.5, DP_MODE_ROW, 1, 0, 0},
+    {"drop_path_f16", OP_DROP_PATH, DP_F16, DP_F16, 12, 1, 37, 0, 0.5, DP_MODE_ROW, 1, 0, 0},
+    {"bwd_f32_accx", OP_BWD, DP_F32, DP_F32, 9, 3, 29, 0, 0.3, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_X, 0},
     {"bwd_f32_accfx", OP_BWD, DP_F32, DP_F32, 9, 1, 64, 0, 0.3, DP_MODE_ROW, 1,
-     DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X},
-    {"bwd_f32_bf16", OP_BWD, DP_F32, DP_BF16, 8, 1, 45, 0, 0.6, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_X},
-    {"bwd_f16", OP_BWD, DP_F16, DP_F16, 8, 1, 45, 0, 0.6, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_F},
+     DP_BWD_ACCUMULATE_GRAD_F | DP_BWD_ACCUMULATE_GRAD_X, 0},
+    {"bwd_f32_bf16", OP_BWD, DP_F32, DP_BF16, 8, 1, 45, 0, 0.6, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_X, 0},
+    {"bwd_f16", OP_BWD, DP_F16, DP_F16, 8, 1, 45, 0, 0.6, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_F, 0},
+    /* LayerScale (gamma: D f32 values with specials unless clean). The 24 x 40 x 96 backward cases have
+     * 960 rows of ConvNeXt's width: two grad_gamma groups of 683 and 277 rows. */
+    {"fwd_ls_f32", OP_FWD_LS, DP_F32, DP_F32, 13, 3, 96, 0, 0.3, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_ls_bf16", OP_FWD_LS, DP_BF16, DP_BF16, 11, 2, 70, 0, 0.2, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_ls_f16", OP_FWD_LS, DP_F16, DP_F16, 11, 2, 70, 0, 0.2, DP_MODE_ROW, 1, 0, 0},
+    {"fwd_ls_f32_bf16", OP_FWD_LS, DP_F32, DP_BF16, 10, 2, 41, 0, 0.1, DP_MODE_EXACT_K, 1, 0, 0},
+    {"fwd_ls_f32_f16_seqfirst", OP_FWD_LS, DP_F32, DP_F16, 5, 7, 19, 1, 0.25, DP_MODE_ROW, 1, 0, 0},
+    {"infer_ls_bf16_paper", OP_INFER_LS, DP_BF16, DP_BF16, 4, 1, 65, 0, 0.2, DP_MODE_ROW, 0, 0, 0},
+    {"infer_ls_f32_f16", OP_INFER_LS, DP_F32, DP_F16, 4, 3, 65, 0, 0.2, DP_MODE_ROW, 1, 0, 0},
+    {"bwd_ls_f32_accxg", OP_BWD_LS, DP_F32, DP_F32, 24, 40, 96, 0, 0.3, DP_MODE_ROW, 1,
+     DP_BWD_ACCUMULATE_GRAD_X | DP_BWD_ACCUMULATE_GRAD_GAMMA, 1},
+    {"bwd_ls_bf16", OP_BWD_LS, DP_BF16, DP_BF16, 24, 40, 96, 0, 0.3, DP_MODE_ROW, 1, 0, 1},
+    {"bwd_ls_f16_accf", OP_BWD_LS, DP_F16, DP_F16, 24, 40, 96, 0, 0.3, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_F, 1},
+    {"bwd_ls_f32_bf16_accx", OP_BWD_LS, DP_F32, DP_BF16, 24, 40, 96, 0, 0.3, DP_MODE_ROW, 1,
+     DP_BWD_ACCUMULATE_GRAD_X, 1},
+    {"bwd_ls_f32_f16_seqfirst", OP_BWD_LS, DP_F32, DP_F16, 6, 5, 45, 1, 0.5, DP_MODE_ROW, 1,
+     DP_BWD_ACCUMULATE_GRAD_GAMMA, 1},
+    {"bwd_ls_f16_specials", OP_BWD_LS, DP_F16, DP_F16, 8, 1, 45, 0, 0.6, DP_MODE_ROW, 1, DP_BWD_ACCUMULATE_GRAD_F, 0},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
 /* Deterministic contents: f32 values with specials; halves as raw bit
- * patterns (every class: normals, subnormals, inf, NaN payloads). */
-static void fill(tu_rng *r, unsigned char *p, size_t n, int dtype) {
+ * patterns (every class: normals, subnormals, inf, NaN payloads).  clean:
+ * no specials, halves always of moderate exponents. */
+static void fill_as(tu_rng *r, unsigned char *p, size_t n, int dtype, int clean) {
   if (dtype == DP_F32) {
     float *f = (float *)malloc(n * sizeof(float));
     assert_non_null(f);
-    tu_fill_floats(r, f, n, 1);
+    tu_fill_floats(r, f, n, !clean);
     memcpy(p, f, n * sizeof(float));
     free(f);
     return;
@@ -69,7 +89,7 @@ static void fill(tu_rng *r, unsigned char *p, size_t n, int dtype) {
   for (size_t i = 0; i < n; i++) {
     uint16_t v = (uint16_t)tu_next(r);
     /* Mostly moderate exponents so sums are interesting, some raw bits. */
-    if (tu_next(r) & 3) v = (uint16_t)((v & 0x83ffu) | (dtype == DP_BF16 ? 0x3c00u : 0x3800u));
+    if ((tu_next(r) & 3) || clean) v = (uint16_t)((v & 0x83ffu) | (dtype == DP_BF16 ? 0x3c00u : 0x3800u));
     memcpy(p + 2 * i, &v, 2);
   }
 }
@@ -95,10 +115,18 @@ static uint64_t run_case(const golden_case *c) {
   unsigned char *o1 = (unsigned char *)malloc(n * 4), *o2 = (unsigned char *)malloc(n * 4);
   float *scales = (float *)calloc(c->B, sizeof(float));
   assert_true(a && b && o1 && o2 && scales);
-  fill(&r, a, n, c->x_dtype);
-  fill(&r, b, n, c->f_dtype);
-  fill(&r, o1, n, c->f_dtype); /* initial grad_f for accumulate */
-  fill(&r, o2, n, c->x_dtype); /* initial grad_x for accumulate */
+  fill_as(&r, a, n, c->x_dtype, c->clean);
+  fill_as(&r, b, n, c->f_dtype, c->clean);
+  fill_as(&r, o1, n, c->f_dtype, c->clean); /* initial grad_f for accumulate */
+  fill_as(&r, o2, n, c->x_dtype, c->clean); /* initial grad_x for accumulate */
+  /* LayerScale's gamma and the initial grad_gamma (drawn after the tensors,
+   * so the other cases' inputs stay as they were). */
+  float *gamma = (float *)malloc(c->D * sizeof(float)), *grad_gamma = (float *)malloc(c->D * sizeof(float));
+  assert_true(gamma && grad_gamma);
+  if (c->op >= OP_FWD_LS) {
+    tu_fill_floats(&r, gamma, c->D, !c->clean);
+    tu_fill_floats(&r, grad_gamma, c->D, 0);
+  }
 
   dp_params p;
   dp_params_init(&p);
@@ -129,8 +157,26 @@ static uint64_t run_case(const golden_case *c) {
                        c->bwd_flags);
       h = fnv1a(fnv1a(h, o1, n * tu_dtype_size(c->f_dtype)), o2, n * tu_dtype_size(c->x_dtype));
       break;
+    case OP_FWD_LS:
+      st = dp_forward_ls(&p, sh, view(o2, c->x_dtype, c), view(a, c->x_dtype, c), view(b, c->f_dtype, c), gamma,
+                         scales);
+      h = fnv1a(fnv1a(h, o2, n * tu_dtype_size(c->x_dtype)), scales, c->B * sizeof(float));
+      break;
+    case OP_INFER_LS:
+      st = dp_inference_add_ls(&p, sh, view(o2, c->x_dtype, c), view(a, c->x_dtype, c), view(b, c->f_dtype, c),
+                               gamma);
+      h = fnv1a(h, o2, n * tu_dtype_size(c->x_dtype));
+      break;
+    case OP_BWD_LS:
+      st = dp_backward_ls(&p, sh, view(o1, c->f_dtype, c), view(o2, c->x_dtype, c), view(a, c->x_dtype, c),
+                          view(b, c->f_dtype, c), gamma, grad_gamma, NULL, c->bwd_flags);
+      h = fnv1a(fnv1a(h, o1, n * tu_dtype_size(c->f_dtype)), o2, n * tu_dtype_size(c->x_dtype));
+      h = fnv1a(h, grad_gamma, c->D * sizeof(float));
+      break;
   }
   assert_int_equal(st, DP_OK);
+  free(gamma);
+  free(grad_gamma);
   free(a);
   free(b);
   free(o1);
