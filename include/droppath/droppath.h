@@ -473,9 +473,11 @@ typedef struct dp_norm {
                            dp_backward_norm (LayerNorm); NULL in a forward: not saved */
   float *rstd;        /**< B*T row 1/sqrt(var + eps): written by the forward, read by the backward;
                            NULL in a forward: not saved */
+  const float *ls_gamma; /**< D LayerScale factors of the branch in the join, or NULL (not applied):
+                              r = x + m*s*(ls_gamma*f), arithmetic as dp_forward_ls; default NULL */
 } dp_norm;
 
-/** Defaults: LayerNorm, eps 1e-5, no gamma, beta, mean or rstd. */
+/** Defaults: LayerNorm, eps 1e-5, no gamma, beta, ls_gamma, mean or rstd. */
 DP_API void dp_norm_init(dp_norm *norm);
 
 /**
@@ -495,9 +497,14 @@ DP_API void dp_norm_init(dp_norm *norm);
  * in a fixed tree; mean = sum/D; var = two-pass sum((r-mean)^2)/D (RMSNorm:
  * sum(r*r)/D, mean 0); rstd = 1/sqrtf(var + eps); y = ((r - mean)*rstd)*gamma
  * + beta; no FMA: the same bits on every ISA.
+ * LayerScale: with norm->ls_gamma the join is r = x + m*s*(ls_gamma*f),
+ * computed as dp_forward_ls's x + ((ls_gamma*f)*s) (each product rounded to
+ * f32, the sum to X): for f32 r is dp_forward_ls's bits, and y the norm of
+ * that r.  ls_gamma NULL: the join above, bit for bit.
  * Further checks, after params: norm NULL is DP_ERR_NULL_POINTER, an unknown
  * kind or an eps that is NaN, negative or infinite DP_ERR_BAD_ARGUMENT; the
- * arrays are checked in the order gamma, beta, mean, rstd, scales_out.
+ * arrays are checked in the order gamma, beta, ls_gamma, mean, rstd,
+ * scales_out (ls_gamma overlaps no output).
  */
 DP_API dp_status dp_forward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y,
                                  dp_tensor r, dp_tensor x, dp_tensor f, float *scales_out);
@@ -531,7 +538,8 @@ DP_API dp_status dp_forward_norm_subset(const dp_params *params, dp_shape shape,
 /**
  * Inference form of dp_forward_norm, no randomness: r = x + f when
  * scale_by_keep, else r = x + keep*f (f not read when keep == 0), as
- * dp_inference_add; then y = norm(r)*gamma + beta.  r with NULL data is not
+ * dp_inference_add (with norm->ls_gamma: ls_gamma*f in place of f, as
+ * dp_inference_add_ls); then y = norm(r)*gamma + beta.  r with NULL data is not
  * written (y is the same bits either way).  Arguments as dp_forward_norm.
  */
 DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor y,
@@ -542,7 +550,9 @@ DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, cons
  * gradient grad_r_in arriving on the residual stream (NULL data: none):
  *   grad_r = grad_r_in + norm_backward(grad_y), rounded to X
  *   grad_x = grad_r        (DP_BWD_ACCUMULATE_GRAD_X: grad_x += grad_r; NULL data: not written)
- *   grad_f = m*s*grad_r    (DP_BWD_ACCUMULATE_GRAD_F: +=; dropped samples +0, or untouched)
+ *   grad_f = m*s*grad_r    (DP_BWD_ACCUMULATE_GRAD_F: +=; dropped samples +0, or untouched);
+ *            with norm->ls_gamma (grad_r*s)*ls_gamma, dp_backward_ls's grad_f on grad_r
+ *            (the gradient of ls_gamma itself is not computed: dp_backward_ls on grad_r gives it)
  *   grad_gamma = sum over rows of grad_y*xhat, grad_beta = sum of grad_y (each NULL: not
  *   computed; DP_NORM_ACCUMULATE_GRAD_PARAMS: +=)
  * with xhat = (r - mean)*rstd from the forward's r (as stored) and its saved
@@ -558,7 +568,7 @@ DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, cons
  * grad_f may be exactly grad_y, grad_x exactly grad_r_in; any other overlap
  * of an output is DP_ERR_OVERLAP.  dtypes: grad_x, r, grad_r_in have X;
  * grad_f, grad_y have F, as in the forward.  Checks: params, flags, norm, the
- * tensors, the dtypes, the arrays in the order scales, gamma, mean, rstd,
+ * tensors, the dtypes, the arrays in the order scales, gamma, ls_gamma, mean, rstd,
  * grad_gamma, grad_beta, overlaps, then a missing rstd (or LayerNorm mean)
  * is DP_ERR_NULL_POINTER; DP_ERR_NO_MEMORY when the partials cannot be
  * allocated.
@@ -588,6 +598,9 @@ DP_API dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const
  * other rows of grad_x and grad_f are the same numbers up to the sign of a
  * zero, except where x-hat or gamma is not finite: there dp_backward_norm's
  * zero norm term is NaN, and this form has none.
+ * With norm->ls_gamma the rows outside the subset are dp_backward_ls's (grad_f
+ * = (grad_r_in*s)*ls_gamma), which has f32 kernels only: other dtypes are
+ * DP_ERR_BAD_DTYPE.
  * Arguments as dp_backward_norm, except: grad_y_kept has next_kept_count
  * samples and may not overlap any other argument (grad_f may not be it);
  * next_kept_indices is checked as in dp_forward_norm_subset, after the

@@ -79,7 +79,8 @@ class TensorView(ctypes.Structure):
 class Norm(ctypes.Structure):
     """struct dp_norm (the norm of dp_forward_norm and friends)."""
     _fields_ = [("kind", ctypes.c_int), ("eps", ctypes.c_float), ("gamma", ctypes.c_void_p),
-                ("beta", ctypes.c_void_p), ("mean", ctypes.c_void_p), ("rstd", ctypes.c_void_p)]
+                ("beta", ctypes.c_void_p), ("mean", ctypes.c_void_p), ("rstd", ctypes.c_void_p),
+                ("ls_gamma", ctypes.c_void_p)]  # NULL: no LayerScale in the join
 
 
 _c_float_p = ctypes.POINTER(ctypes.c_float)

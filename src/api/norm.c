@@ -1,4 +1,5 @@
 /* dp_forward_norm, dp_forward_norm_subset and dp_inference_norm: r = x + s*f
+ * (x + s*(ls_gamma*f) with LayerScale)
  * and y = norm(r)*gamma + beta, one pass over memory (norm_job.h has the job,
  * the kernels nfwd). The subset form writes y compactly for the samples the
  * next block keeps: their rows' y pointers are the compact rows, the other
@@ -13,10 +14,10 @@
 enum { NY, NR, NX, NF };
 
 /* Roles: y (may be exactly f), r (optional, may be exactly x), x, f; arrays
- * gamma, beta, mean, rstd, scales_out. */
+ * gamma, beta, ls_gamma, mean, rstd, scales_out. */
 static const dp_op_args norm_forward_args = {
     .n_tensors = 4,
-    .n_arrays = 5,
+    .n_arrays = 6,
     .x_role = NX,
     .f_role = NF,
     .tensor = {[NY] = {.dtype_class = DP_CLASS_F, .output = 1, .may_be = 1u << NF},
@@ -25,16 +26,17 @@ static const dp_op_args norm_forward_args = {
                [NF] = {.dtype_class = DP_CLASS_F}},
     .array = {{.per_channel = 1, .elem_size = sizeof(float)},
               {.per_channel = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_row = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_row = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_sample = 1, .elem_size = sizeof(float)}},
 };
 
 /* The subset form: y compact (next_kept_count samples; it may not be f, whose
- * samples it does not match), the next block's kept indices a sixth array. */
+ * samples it does not match), the next block's kept indices a seventh array. */
 static const dp_op_args norm_subset_args = {
     .n_tensors = 4,
-    .n_arrays = 6,
+    .n_arrays = 7,
     .x_role = NX,
     .f_role = NF,
     .tensor = {[NY] = {.dtype_class = DP_CLASS_F, .output = 1, .compact = 1},
@@ -42,6 +44,7 @@ static const dp_op_args norm_subset_args = {
                [NX] = {.dtype_class = DP_CLASS_X},
                [NF] = {.dtype_class = DP_CLASS_F}},
     .array = {{.per_channel = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
               {.per_channel = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_row = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_row = 1, .elem_size = sizeof(float)},
@@ -54,6 +57,7 @@ void dp_norm_init(dp_norm *norm) {
   norm->kind = DP_NORM_LAYER;
   norm->eps = 1e-5f;
   norm->gamma = norm->beta = NULL;
+  norm->ls_gamma = NULL;
   norm->mean = norm->rstd = NULL;
 }
 
@@ -94,7 +98,7 @@ static DP_NOINLINE dp_status norm_forward(const dp_params *params, const dp_shap
   dp_status st = dp_check_params(params);
   if (st != DP_OK || (st = dp_norm_check(norm)) != DP_OK) return st;
   const dp_tensor *const t[4] = {y, r, x, f};
-  const void *const arr[6] = {norm->gamma, norm->beta, norm->mean, norm->rstd, scales_out, sub.idx};
+  const void *const arr[7] = {norm->gamma, norm->beta, norm->ls_gamma, norm->mean, norm->rstd, scales_out, sub.idx};
   dp_combo combo;
   if (sub.on) {
     if ((st = dp_check_args_kept(&norm_subset_args, shape, sub.kept, t, arr, &combo)) != DP_OK ||
@@ -132,6 +136,7 @@ static DP_NOINLINE dp_status norm_forward(const dp_params *params, const dp_shap
     nj.a.gamma = norm->gamma;
     nj.a.beta = norm->beta;
     nj.a.eps = norm->eps;
+    nj.a.ls = norm->ls_gamma;
     nj.a.mode = norm->kind == DP_NORM_RMS ? (unsigned)DP_KNORM_RMS : 0u;
     nj.mean_out = norm->mean;
     nj.rstd_out = norm->rstd;

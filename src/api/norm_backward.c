@@ -16,11 +16,11 @@
 enum { GF, GX, GY, RR, GIN };
 
 /* Roles: grad_f (may be exactly grad_y), grad_x (optional, may be exactly
- * grad_r_in), grad_y, r, grad_r_in (optional); arrays scales, gamma, mean,
- * rstd (inputs), grad_gamma, grad_beta (outputs). */
+ * grad_r_in), grad_y, r, grad_r_in (optional); arrays scales, gamma,
+ * ls_gamma, mean, rstd (inputs), grad_gamma, grad_beta (outputs). */
 static const dp_op_args norm_backward_args = {
     .n_tensors = 5,
-    .n_arrays = 6,
+    .n_arrays = 7,
     .x_role = RR,
     .f_role = GY,
     .tensor = {[GF] = {.dtype_class = DP_CLASS_F, .output = 1, .may_be = 1u << GY},
@@ -30,6 +30,7 @@ static const dp_op_args norm_backward_args = {
                [GIN] = {.dtype_class = DP_CLASS_X, .optional = 1}},
     .array = {{.per_sample = 1, .elem_size = sizeof(float)},
               {.per_channel = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
               {.per_row = 1, .elem_size = sizeof(float)},
               {.per_row = 1, .elem_size = sizeof(float)},
               {.output = 1, .per_channel = 1, .elem_size = sizeof(float)},
@@ -37,10 +38,10 @@ static const dp_op_args norm_backward_args = {
 };
 
 /* The subset form: grad_y compact (grad_f may not be it), the next block's
- * kept indices a seventh array. */
+ * kept indices an eighth array. */
 static const dp_op_args norm_backward_subset_args = {
     .n_tensors = 5,
-    .n_arrays = 7,
+    .n_arrays = 8,
     .x_role = RR,
     .f_role = GY,
     .tensor = {[GF] = {.dtype_class = DP_CLASS_F, .output = 1},
@@ -49,6 +50,7 @@ static const dp_op_args norm_backward_subset_args = {
                [RR] = {.dtype_class = DP_CLASS_X},
                [GIN] = {.dtype_class = DP_CLASS_X, .optional = 1}},
     .array = {{.per_sample = 1, .elem_size = sizeof(float)},
+              {.per_channel = 1, .elem_size = sizeof(float)},
               {.per_channel = 1, .elem_size = sizeof(float)},
               {.per_row = 1, .elem_size = sizeof(float)},
               {.per_row = 1, .elem_size = sizeof(float)},
@@ -71,7 +73,16 @@ typedef struct bwd_job {
   int want_gamma, want_beta;
   dp_bwd_fn pass_bwd; /* rows outside a subset: dp_backward's kernels, grad_f = s*g and grad_x (+)= g */
   dp_fwd_fn pass_acc; /* ... and grad_x += g where the bwd kernel cannot (g is grad_x itself, or s == 0) */
+  dp_bwdls_fn pass_bwdls; /* ... with LayerScale: grad_f = (s*g)*ls_gamma (f32 only) */
 } bwd_job;
+
+/* grad_f (and grad_x unless NULL) of a row outside the subset from g: dp_backward's
+ * row, or dp_backward_ls's without grad_gamma when the join has LayerScale. */
+static void pass_kernel(const bwd_job *bj, void *gf, void *gx, const void *g, float s, unsigned mode) {
+  const size_t D = bj->nj.j.D;
+  if (bj->nj.a.ls) bj->pass_bwdls(gf, gx, g, NULL, bj->nj.a.ls, NULL, D, s, D, mode);
+  else bj->pass_bwd(gf, gx, g, s, D, mode);
+}
 
 /* A row outside the output subset: grad_r = grad_r_in, dp_backward's row
  * with grad_out = grad_r_in (grad_x may be grad_r_in itself here); without
@@ -88,13 +99,13 @@ static void pass_through_row(const bwd_job *bj, const dp_norm_cursor *c, float s
     return;
   }
   if (gx == gin) { /* in place: grad_f first, while grad_x still holds grad_r_in */
-    if (s != 0.0f) bj->pass_bwd(gf, NULL, gin, s, D, mode & ~(unsigned)DP_KBWD_ACC_X);
+    if (s != 0.0f) pass_kernel(bj, gf, NULL, gin, s, mode & ~(unsigned)DP_KBWD_ACC_X);
     else if (!acc_f) memset(gf, 0, D * nj->t[GF].es);
     if (acc_x) bj->pass_acc(gx, gx, gin, 1.0f, D, 0);
     return;
   }
   if (s != 0.0f) {
-    bj->pass_bwd(gf, gx, gin, s, D, mode);
+    pass_kernel(bj, gf, gx, gin, s, mode);
     return;
   }
   if (gx) {
@@ -162,7 +173,7 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
     return DP_ERR_BAD_FLAGS;
   if ((st = dp_norm_check(norm)) != DP_OK) return st;
   const dp_tensor *const t[5] = {grad_f, grad_x, grad_y, r, grad_r_in};
-  const void *const arr[7] = {scales, norm->gamma, norm->mean, norm->rstd, grad_gamma, grad_beta, sub_idx};
+  const void *const arr[8] = {scales, norm->gamma, norm->ls_gamma, norm->mean, norm->rstd, grad_gamma, grad_beta, sub_idx};
   dp_combo combo;
   st = sub_on ? dp_check_args_kept(&norm_backward_subset_args, shape, sub_kept, t, arr, &combo)
               : dp_check_args(&norm_backward_args, shape, t, arr, &combo);
@@ -175,7 +186,8 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   const dp_kernel_table *kt = dp_current_kernels();
   const dp_nbwd_fn fn = kt->nbwd[combo];
   const dp_fwd_fn pass_acc = kt->fwd[dp_combo_of(r->dtype, r->dtype)];
-  if (!fn || (sub_on && (!kt->bwd[combo] || !pass_acc))) return DP_ERR_BAD_DTYPE;
+  if (!fn || (sub_on && (!kt->bwd[combo] || !pass_acc || (norm->ls_gamma && !kt->bwdls[combo]))))
+    return DP_ERR_BAD_DTYPE;
   if (rows == 0) return DP_OK;
   const int acc_params = (flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) != 0;
   if (shape->dim == 0) return DP_OK;
@@ -189,6 +201,7 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   bj.want_beta = grad_beta != NULL;
   bj.pass_bwd = kt->bwd[combo];
   bj.pass_acc = pass_acc;
+  bj.pass_bwdls = kt->bwdls[combo];
   nj->sub_idx = sub_on ? sub_idx : NULL;
   nj->sub_kept = sub_kept;
   nj->group_rows = 1;
@@ -215,6 +228,7 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   nj->a.gamma = norm->gamma;
   nj->a.beta = NULL;
   nj->a.eps = norm->eps;
+  nj->a.ls = norm->ls_gamma;
   nj->a.mode = (rms ? (unsigned)DP_KNORM_RMS : 0u) |
                ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? (unsigned)DP_KBWD_ACC_F : 0u) |
                ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? (unsigned)DP_KBWD_ACC_X : 0u);

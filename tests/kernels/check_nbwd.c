@@ -11,14 +11,14 @@
 #include "harness.h"
 #include "kernels/norm/norm_kargs.h"
 
-enum { SGX, SGF, SGY, SR, SGIN, SGAMMA, SPG, SPB, NSLOTS };
-static const char *const slot_names[NSLOTS] = {"gx", "gf", "gy", "r", "gin", "gamma", "pg", "pb"};
+enum { SGX, SGF, SGY, SR, SGIN, SGAMMA, SPG, SPB, SLS, NSLOTS };
+static const char *const slot_names[NSLOTS] = {"gx", "gf", "gy", "r", "gin", "gamma", "pg", "pb", "ls"};
 _Static_assert(NSLOTS <= KT_NROLES, "the harness holds every buffer");
 
 typedef struct bcase {
   size_t n;
   float s, mean, rstd;
-  int rms, gamma, gin, gx, acc_x, acc_f, gf_is_gy, gx_is_gin, partials;
+  int rms, gamma, ls, gin, gx, acc_x, acc_f, gf_is_gy, gx_is_gin, partials;
   unsigned stream; /* DP_KNORM_STREAM_* */
   size_t off[NSLOTS];
   int place, specials;
@@ -56,7 +56,8 @@ static void formula_nbwd_f32(void *gx_, void *gf_, const void *gy_, const void *
     const float gn = ((g - mg) - xh * mgx) * rstd;
     const float gr = gin ? gin[i] + gn : gn;
     if (gx) gx[i] = kt_canon_f32((a->mode & DP_KBWD_ACC_X) ? gx[i] + gr : gr);
-    if (s != 0.0f) gf[i] = kt_canon_f32((a->mode & DP_KBWD_ACC_F) ? gf[i] + s * gr : s * gr);
+    const float sg = a->ls ? (s * gr) * a->ls[i] : s * gr;
+    if (s != 0.0f) gf[i] = kt_canon_f32((a->mode & DP_KBWD_ACC_F) ? gf[i] + sg : sg);
     else if (!(a->mode & DP_KBWD_ACC_F)) gf[i] = 0.0f;
   }
 }
@@ -84,6 +85,7 @@ static int slot_present(const bcase *k, int slot) {
     case SGF: return !k->gf_is_gy;
     case SGIN: return k->gin;
     case SGAMMA: return k->gamma;
+    case SLS: return k->ls;
     case SPG:
     case SPB: return k->partials;
     default: return 1;
@@ -94,9 +96,9 @@ static void describe(char *buf, size_t len, const kt_runner *ru, const void *c_)
   const bcase *k = (const bcase *)c_;
   (void)ru;
   int w = snprintf(buf, len,
-                   "n=%zu %s s=%.9g mean=%.9g rstd=%.9g gamma=%d gin=%d gx=%s acc_x=%d acc_f=%d gf=%s partials=%d "
+                   "n=%zu %s s=%.9g mean=%.9g rstd=%.9g gamma=%d ls=%d gin=%d gx=%s acc_x=%d acc_f=%d gf=%s partials=%d "
                    "stream=%s%s %s off(",
-                   k->n, k->rms ? "rms" : "layer", (double)k->s, (double)k->mean, (double)k->rstd, k->gamma, k->gin,
+                   k->n, k->rms ? "rms" : "layer", (double)k->s, (double)k->mean, (double)k->rstd, k->gamma, k->ls, k->gin,
                    !k->gx ? "NULL" : k->gx_is_gin ? "gin" : "own", k->acc_x, k->acc_f, k->gf_is_gy ? "gy" : "own",
                    k->partials, (k->stream & DP_KNORM_STREAM_Y) ? "gf" : "", (k->stream & DP_KNORM_STREAM_R) ? "gx" : "",
                    kt_place_name(k->place));
@@ -141,6 +143,7 @@ static void call(const dp_kernel_info *fn, unsigned char *const p[NSLOTS], const
   a.gamma = (const float *)(const void *)p[SGAMMA];
   a.beta = NULL;
   a.eps = 0.0f;
+  a.ls = (const float *)(const void *)p[SLS];
   a.mode = (k->rms ? (unsigned)DP_KNORM_RMS : 0u) | (k->acc_x ? (unsigned)DP_KBWD_ACC_X : 0u) |
            (k->acc_f ? (unsigned)DP_KBWD_ACC_F : 0u) | k->stream;
   const float stats[2] = {k->mean, k->rstd};
@@ -187,6 +190,7 @@ static void random_case(kt_runner *ru, bcase *k, size_t n) {
   if ((tu_next(r) & 31) == 0) k->rstd = (tu_next(r) & 1) ? INFINITY : NAN;
   k->rms = (int)(tu_next(r) & 1);
   k->gamma = (tu_next(r) & 3) != 0;
+  k->ls = (int)(tu_next(r) & 1);
   k->gin = (tu_next(r) & 3) != 0;
   k->gx = (tu_next(r) & 3) != 0;
   k->acc_x = (int)(tu_next(r) & 1);
@@ -226,7 +230,7 @@ static int run(kt_runner *ru) {
     for (int place = KT_PLACE_FENCE_HEAD; place <= KT_PLACE_FENCE_TAIL; place++) {
       random_case(ru, &k, n);
       k.place = place;
-      k.gx = k.gin = k.gamma = k.partials = 1;
+      k.gx = k.gin = k.gamma = k.ls = k.partials = 1;
       k.gx_is_gin = k.gf_is_gy = 0;
       memset(k.off, 0, sizeof k.off);
       RUN(k);
@@ -283,7 +287,7 @@ static size_t bench_bytes(dp_combo c, size_t n) { return n * (3 * dp_combo_x_siz
 static void bench_calls(const dp_kernel_info *k, kt_bench_args *a, size_t iters) {
   const dp_nbwd_fn fn = k->fn.nbwd;
   const float stats[2] = {0.0f, 1.0f};
-  dp_norm_kargs ka = {NULL, NULL, 0.0f, a->variant ? (unsigned)(DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R) : 0u};
+  dp_norm_kargs ka = {NULL, NULL, 0.0f, a->variant ? (unsigned)(DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R) : 0u, NULL};
   const float s = 1.0f / a->keep;
   const size_t n = a->n;
   /* gx over gin (in place), as a training step's residual gradient runs. */

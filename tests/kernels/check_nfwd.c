@@ -1,6 +1,6 @@
 /* nfwd: the residual join + norm of one row (kernels.h, kernels/norm/norm_kargs.h).
  * Eight buffers and per-row outputs, so it has cases of its own: every
- * combination of LayerNorm/RMSNorm, gamma, beta, r written/absent/in place,
+ * combination of LayerNorm/RMSNorm, gamma, beta, LayerScale's ls, r written/absent/in place,
  * y in place of f or absent (a row outside an output subset: statistics
  * only), dropped rows, scratch or none, streaming; rows at every length to
  * 80 and long ones; buffers against the fences and misaligned. */
@@ -12,8 +12,8 @@
 #include "harness.h"
 #include "kernels/norm/norm_kargs.h"
 
-enum { SY, SR, SX, SF, SGAMMA, SBETA, STMP, SSTATS, NSLOTS };
-static const char *const slot_names[NSLOTS] = {"y", "r", "x", "f", "gamma", "beta", "tmp", "stats"};
+enum { SY, SR, SX, SF, SGAMMA, SBETA, STMP, SSTATS, SLS, NSLOTS };
+static const char *const slot_names[NSLOTS] = {"y", "r", "x", "f", "gamma", "beta", "tmp", "stats", "ls"};
 _Static_assert(NSLOTS <= KT_NROLES, "the harness holds every buffer");
 
 enum { R_ABSENT, R_SEPARATE, R_IS_X };
@@ -21,7 +21,7 @@ enum { R_ABSENT, R_SEPARATE, R_IS_X };
 typedef struct ncase {
   size_t n;
   float s, eps;
-  int dropped, rms, gamma, beta, r_mode, y_is_f, y_absent, tmp;
+  int dropped, rms, gamma, beta, ls, r_mode, y_is_f, y_absent, tmp;
   unsigned stream; /* DP_KNORM_STREAM_* */
   size_t off[NSLOTS];
   int place, specials;
@@ -48,7 +48,7 @@ static void formula_nfwd_f32(void *y_, void *r_, const void *x_, const void *f_,
   (void)tmp;
   for (size_t i = 0; i < n; i++) {
     if (f) {
-      const float sf = s * f[i];
+      const float sf = s * (a->ls ? a->ls[i] * f[i] : f[i]);
       v[i] = x[i] + sf;
       if (r) r[i] = kt_canon_f32(v[i]);
     } else {
@@ -113,6 +113,7 @@ static int slot_present(const ncase *k, int slot) {
     case SY: return !k->y_is_f && !k->y_absent;
     case SGAMMA: return k->gamma;
     case SBETA: return k->beta;
+    case SLS: return k->ls;
     case STMP: return k->tmp;
     default: return 1;
   }
@@ -122,9 +123,9 @@ static void describe(char *buf, size_t len, const kt_runner *ru, const void *c_)
   const ncase *k = (const ncase *)c_;
   static const char *const r_modes[3] = {"NULL", "separate", "x"};
   int w = snprintf(buf, len,
-                   "n=%zu %s s=%.9g (0x%08x) eps=%g%s%s gamma=%d beta=%d r=%s y=%s tmp=%d stream=%s%s %s off(", k->n,
+                   "n=%zu %s s=%.9g (0x%08x) eps=%g%s%s gamma=%d beta=%d ls=%d r=%s y=%s tmp=%d stream=%s%s %s off(", k->n,
                    k->rms ? "rms" : "layer", (double)k->s, (unsigned)tu_f32_bits(k->s), (double)k->eps,
-                   k->dropped ? " dropped" : "", k->constant ? " constant" : "", k->gamma, k->beta, r_modes[k->r_mode], k->y_absent ? "NULL" : k->y_is_f ? "f" : "own",
+                   k->dropped ? " dropped" : "", k->constant ? " constant" : "", k->gamma, k->beta, k->ls, r_modes[k->r_mode], k->y_absent ? "NULL" : k->y_is_f ? "f" : "own",
                    k->tmp, (k->stream & DP_KNORM_STREAM_Y) ? "y" : "", (k->stream & DP_KNORM_STREAM_R) ? "r" : "",
                    kt_place_name(k->place));
   for (int sl = 0; sl < NSLOTS; sl++)
@@ -173,6 +174,7 @@ static void call(const dp_kernel_info *fn, unsigned char *const p[NSLOTS], const
   a.gamma = (const float *)(const void *)p[SGAMMA];
   a.beta = (const float *)(const void *)p[SBETA];
   a.eps = k->eps;
+  a.ls = (const float *)(const void *)p[SLS];
   a.mode = (k->rms ? (unsigned)DP_KNORM_RMS : 0u) | k->stream;
   void *r = k->r_mode == R_IS_X ? p[SX] : p[SR];
   void *y = k->y_absent ? NULL : k->y_is_f ? p[SF] : p[SY];
@@ -197,7 +199,7 @@ static int run_case(kt_runner *ru, const ncase *k) {
       const size_t es = tu_dtype_size(slot_dtype(c, sl));
       kt_fill(&ru->rng, b[0][sl].data, k->n, slot_dtype(c, sl), k->specials);
       for (size_t i = 1; k->constant && i < k->n; i++) memcpy(b[0][sl].data + i * es, b[0][sl].data, es);
-    } else if (sl == SGAMMA || sl == SBETA)
+    } else if (sl == SGAMMA || sl == SBETA || sl == SLS)
       fill_params(&ru->rng, b[0][sl].data, k->n, k->specials);
     else
       continue;
@@ -231,6 +233,7 @@ static void random_case(kt_runner *ru, ncase *k, size_t n) {
   k->rms = (int)(tu_next(r) & 1);
   k->gamma = (tu_next(r) & 3) != 0;
   k->beta = (tu_next(r) & 3) != 0;
+  k->ls = (int)(tu_next(r) & 1);
   k->r_mode = (int)tu_range(r, 0, 2);
   k->y_is_f = (tu_next(r) & 3) == 0;
   k->y_absent = !k->y_is_f && (tu_next(r) & 7) == 0;
@@ -336,7 +339,7 @@ static size_t bench_bytes(dp_combo c, size_t n) { return n * 2 * (dp_combo_x_siz
 static void bench_calls(const dp_kernel_info *k, kt_bench_args *a, size_t iters) {
   const dp_nfwd_fn fn = k->fn.nfwd;
   float tmp[4096], stats[2];
-  dp_norm_kargs ka = {NULL, NULL, 1e-5f, a->variant ? (unsigned)(DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R) : 0u};
+  dp_norm_kargs ka = {NULL, NULL, 1e-5f, a->variant ? (unsigned)(DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R) : 0u, NULL};
   const float s = 1.0f / a->keep;
   const size_t n = a->n;
   for (size_t i = 0; i < iters; i++)

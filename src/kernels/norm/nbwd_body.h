@@ -72,7 +72,7 @@ DP_ALWAYS_INLINE void nbwd_run(void *gx, void *gf, const void *gy, const void *r
       else if (gx) hv_store_raw(gx, j, raw, tx, 0, ntx);
     }
     if (s != 0.0f) {
-      const hv sg = hv_mul(vs, gr);
+      const hv sg = a->ls ? hv_mul(hv_mul(vs, gr), hv_load(a->ls, j, DP_T_F32, 0)) : hv_mul(vs, gr);
       hv_store(gf, j, acc_f ? hv_add(hv_load(gf, j, tf, 0), sg) : sg, tf, 0, ntf);
     } else if (!acc_f) {
       hv_store(gf, j, zero, tf, 0, ntf);

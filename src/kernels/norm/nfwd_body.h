@@ -22,11 +22,13 @@
 #define NFWD_K ((size_t)DP_NORM_LANES / HV_LANES(0)) /* vectors per block of 16 */
 _Static_assert(DP_NORM_LANES % HV_LANES(0) == 0, "a block of 16 lanes must be whole vectors");
 
-/* Elements [j, j + HV_LANES) of r = x + s*f as stored in tx; stored in r
- * unless it is NULL. The halves round once, through a stack copy whose bits
- * are both stored and widened. */
-DP_ALWAYS_INLINE hv nfwd_vec_r(void *r, const void *x, const void *f, size_t j, hv vs, int tx, int tf, int nt) {
-  const hv sf = hv_mul(vs, hv_load(f, j, tf, 0));
+/* Elements [j, j + HV_LANES) of r = x + s*(ls*f) (ls NULL: x + s*f) as
+ * stored in tx; stored in r unless it is NULL. The halves round once,
+ * through a stack copy whose bits are both stored and widened. */
+DP_ALWAYS_INLINE hv nfwd_vec_r(void *r, const void *x, const void *f, const float *ls, size_t j, hv vs, int tx, int tf,
+                               int nt) {
+  const hv fv = hv_load(f, j, tf, 0);
+  const hv sf = hv_mul(vs, ls ? hv_mul(hv_load(ls, j, DP_T_F32, 0), fv) : fv);
   const hv v = hv_add(hv_load(x, j, tx, 0), sf);
   if (tx == DP_T_F32) {
     if (r) hv_store(r, j, v, tx, 0, nt);
@@ -40,12 +42,12 @@ DP_ALWAYS_INLINE hv nfwd_vec_r(void *r, const void *x, const void *f, size_t j, 
 }
 
 /* Elements [j, j + HV_LANES) of r for passes 2 and 3 (dp_nfwd_r_again). */
-DP_ALWAYS_INLINE hv nfwd_vec_again(const void *r, const void *x, const void *f, const float *tmp, size_t j, hv vs,
-                                   int tx, int tf) {
+DP_ALWAYS_INLINE hv nfwd_vec_again(const void *r, const void *x, const void *f, const float *ls, const float *tmp,
+                                   size_t j, hv vs, int tx, int tf) {
   if (tmp) return hv_load(tmp, j, DP_T_F32, 0);
   if (r) return hv_load(r, j, tx, 0);
   if (!f) return hv_load(x, j, tx, 0);
-  return nfwd_vec_r(NULL, x, f, j, vs, tx, tf, 0);
+  return nfwd_vec_r(NULL, x, f, ls, j, vs, tx, tf, 0);
 }
 
 /* The vector lanes, spilled in lane order, for the tail and the tree. */
@@ -71,12 +73,12 @@ DP_ALWAYS_INLINE void nfwd_run(void *y, void *r, const void *x, const void *f, f
   for (size_t i = 0; i < nb; i += DP_NORM_LANES)
     for (size_t k = 0; k < NFWD_K; k++) {
       const size_t j = i + k * W;
-      const hv v = f ? nfwd_vec_r(r, x, f, j, vs, tx, tf, ntr) : hv_load(x, j, tx, 0);
+      const hv v = f ? nfwd_vec_r(r, x, f, a->ls, j, vs, tx, tf, ntr) : hv_load(x, j, tx, 0);
       if (tmp) hv_store(tmp, j, v, DP_T_F32, 0, 0);
       acc[k] = hv_add(acc[k], rms ? hv_mul(v, v) : v);
     }
   nfwd_spill(acc, lanes);
-  dp_nfwd_pass1(r, x, f, s, tmp, nb, n, rms, tx, tf, lanes);
+  dp_nfwd_pass1(r, x, f, a->ls, s, tmp, nb, n, rms, tx, tf, lanes);
 
   float mean = 0.0f;
   if (!rms) {
@@ -85,23 +87,23 @@ DP_ALWAYS_INLINE void nfwd_run(void *y, void *r, const void *x, const void *f, f
     for (size_t k = 0; k < NFWD_K; k++) acc[k] = hv_set1(-0.0f);
     for (size_t i = 0; i < nb; i += DP_NORM_LANES)
       for (size_t k = 0; k < NFWD_K; k++) {
-        const hv d = hv_add(nfwd_vec_again(r, x, f, tmp, i + k * W, vs, tx, tf), nm);
+        const hv d = hv_add(nfwd_vec_again(r, x, f, a->ls, tmp, i + k * W, vs, tx, tf), nm);
         acc[k] = hv_add(acc[k], hv_mul(d, d));
       }
     nfwd_spill(acc, lanes);
-    dp_nfwd_pass2(r, x, f, s, tmp, nb, n, mean, tx, tf, lanes);
+    dp_nfwd_pass2(r, x, f, a->ls, s, tmp, nb, n, mean, tx, tf, lanes);
   }
   const float rstd = dp_norm_rstd(lanes, n, a->eps);
 
   if (y) { /* NULL: a row outside the output subset, statistics only */
     const hv nm = hv_set1(-mean), vr = hv_set1(rstd);
     for (size_t j = 0; j < nb; j += W) {
-      hv t = hv_mul(hv_add(nfwd_vec_again(r, x, f, tmp, j, vs, tx, tf), nm), vr);
+      hv t = hv_mul(hv_add(nfwd_vec_again(r, x, f, a->ls, tmp, j, vs, tx, tf), nm), vr);
       if (a->gamma) t = hv_mul(t, hv_load(a->gamma, j, DP_T_F32, 0));
       if (a->beta) t = hv_add(t, hv_load(a->beta, j, DP_T_F32, 0));
       hv_store(y, j, t, tf, 0, nty);
     }
-    dp_nfwd_pass3(y, r, x, f, s, tmp, nb, n, mean, rstd, a, tx, tf);
+    dp_nfwd_pass3(y, r, x, f, a->ls, s, tmp, nb, n, mean, rstd, a, tx, tf);
   }
   stats[0] = dp_f32_canon(mean);
   stats[1] = dp_f32_canon(rstd);

@@ -11,16 +11,16 @@ static inline void nfwd_run(void *y, void *r, const void *x, const void *f, floa
   dp_nfwd_copy_dropped(r, x, f, n, tx);
   if (!f) r = NULL; /* r is x's bits now: nothing more to store */
   dp_norm_lanes_clear(acc);
-  dp_nfwd_pass1(r, x, f, s, tmp, 0, n, rms, tx, tf, acc);
+  dp_nfwd_pass1(r, x, f, a->ls, s, tmp, 0, n, rms, tx, tf, acc);
   const void *src = r; /* the later passes' r; only when it was just written or x itself */
   float mean = 0.0f;
   if (!rms) {
     mean = dp_norm_mean(acc, n, 0);
     dp_norm_lanes_clear(acc);
-    dp_nfwd_pass2(src, x, f, s, tmp, 0, n, mean, tx, tf, acc);
+    dp_nfwd_pass2(src, x, f, a->ls, s, tmp, 0, n, mean, tx, tf, acc);
   }
   const float rstd = dp_norm_rstd(acc, n, a->eps);
-  if (y) dp_nfwd_pass3(y, src, x, f, s, tmp, 0, n, mean, rstd, a, tx, tf); /* NULL: statistics only */
+  if (y) dp_nfwd_pass3(y, src, x, f, a->ls, s, tmp, 0, n, mean, rstd, a, tx, tf); /* NULL: statistics only */
   stats[0] = dp_f32_canon(mean);
   stats[1] = dp_f32_canon(rstd);
 }

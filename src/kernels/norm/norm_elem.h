@@ -31,21 +31,23 @@ static inline void dp_norm_store_rounded(void *p, size_t i, float v, uint16_t bi
     memcpy((char *)p + 2 * i, &bits, 2);
 }
 
-/* Element i of r = x + s*f as stored in type tx (f NULL: x itself). */
-static inline float dp_nfwd_r_elem(const void *x, const void *f, float s, size_t i, int tx, int tf, uint16_t *bits) {
+/* Element i of r = x + s*(ls*f) (ls NULL: x + s*f) as stored in type tx (f NULL: x itself). */
+static inline float dp_nfwd_r_elem(const void *x, const void *f, const float *ls, float s, size_t i, int tx, int tf,
+                                   uint16_t *bits) {
   if (!f) return dp_load_elem(x, i, tx);
-  const float sf = s * dp_load_elem(f, i, tf);
+  const float fv = dp_load_elem(f, i, tf);
+  const float sf = s * (ls ? ls[i] * fv : fv);
   return dp_norm_round(dp_load_elem(x, i, tx) + sf, tx, bits);
 }
 
 /* Pass 1 over [i0, n): r (stored unless r is NULL or the row is dropped),
  * tmp (unless NULL), and into lane i mod 16 the sum of r (LayerNorm) or of
  * r*r (RMSNorm). */
-static inline void dp_nfwd_pass1(void *r, const void *x, const void *f, float s, float *tmp, size_t i0, size_t n,
+static inline void dp_nfwd_pass1(void *r, const void *x, const void *f, const float *ls, float s, float *tmp, size_t i0, size_t n,
                                  int rms, int tx, int tf, float acc[DP_NORM_LANES]) {
   for (size_t i = i0; i < n; i++) {
     uint16_t bits = 0;
-    const float v = dp_nfwd_r_elem(x, f, s, i, tx, tf, &bits);
+    const float v = dp_nfwd_r_elem(x, f, ls, s, i, tx, tf, &bits);
     if (r && f) dp_norm_store_rounded(r, i, v, bits, tx);
     if (tmp) tmp[i] = v;
     acc[i % DP_NORM_LANES] = acc[i % DP_NORM_LANES] + (rms ? v * v : v);
@@ -53,28 +55,28 @@ static inline void dp_nfwd_pass1(void *r, const void *x, const void *f, float s,
 }
 
 /* Element i of r for the later passes: from tmp, else r as stored, else recomputed. */
-static inline float dp_nfwd_r_again(const void *r, const void *x, const void *f, float s, const float *tmp, size_t i,
+static inline float dp_nfwd_r_again(const void *r, const void *x, const void *f, const float *ls, float s, const float *tmp, size_t i,
                                     int tx, int tf) {
   uint16_t bits;
   if (tmp) return tmp[i];
   if (r) return dp_load_elem(r, i, tx);
-  return dp_nfwd_r_elem(x, f, s, i, tx, tf, &bits);
+  return dp_nfwd_r_elem(x, f, ls, s, i, tx, tf, &bits);
 }
 
 /* Pass 2 (LayerNorm) over [i0, n): (r - mean)^2 into the lanes. */
-static inline void dp_nfwd_pass2(const void *r, const void *x, const void *f, float s, const float *tmp, size_t i0,
+static inline void dp_nfwd_pass2(const void *r, const void *x, const void *f, const float *ls, float s, const float *tmp, size_t i0,
                                  size_t n, float mean, int tx, int tf, float acc[DP_NORM_LANES]) {
   for (size_t i = i0; i < n; i++) {
-    const float d = dp_nfwd_r_again(r, x, f, s, tmp, i, tx, tf) - mean;
+    const float d = dp_nfwd_r_again(r, x, f, ls, s, tmp, i, tx, tf) - mean;
     acc[i % DP_NORM_LANES] = acc[i % DP_NORM_LANES] + d * d;
   }
 }
 
 /* Pass 3 over [i0, n): y = ((r - mean)*rstd)*gamma + beta. */
-static inline void dp_nfwd_pass3(void *y, const void *r, const void *x, const void *f, float s, const float *tmp,
+static inline void dp_nfwd_pass3(void *y, const void *r, const void *x, const void *f, const float *ls, float s, const float *tmp,
                                  size_t i0, size_t n, float mean, float rstd, const dp_norm_kargs *a, int tx, int tf) {
   for (size_t i = i0; i < n; i++) {
-    float v = (dp_nfwd_r_again(r, x, f, s, tmp, i, tx, tf) - mean) * rstd;
+    float v = (dp_nfwd_r_again(r, x, f, ls, s, tmp, i, tx, tf) - mean) * rstd;
     if (a->gamma) v = v * a->gamma[i];
     if (a->beta) v = v + a->beta[i];
     dp_store_result(y, i, v, tf);
@@ -123,7 +125,7 @@ static inline void dp_nbwd_pass1(const void *gy, const void *r, size_t i0, size_
 }
 
 /* Pass 2 over [i0, n): gr = ((g - mg) - xhat*mgx)*rstd (+ gin) rounded to X;
- * gx = gr or gx + gr; gf = s*gr or gf + s*gr, a dropped row's (s == 0) +0 or
+ * gx = gr or gx + gr; gf = s*gr or gf + s*gr (times ls[i] first when ls), a dropped row's (s == 0) +0 or
  * untouched. Each element is read before it is written: gf may be gy, gx gin. */
 static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void *r, const void *gin, float s,
                                  size_t i0, size_t n, const dp_nbwd_row *w, const dp_norm_kargs *a, int tx, int tf) {
@@ -139,7 +141,7 @@ static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void 
       else dp_norm_store_rounded(gx, i, gr, bits, tx);
     }
     if (s != 0.0f) {
-      const float sg = s * gr;
+      const float sg = a->ls ? (s * gr) * a->ls[i] : s * gr;
       dp_store_result(gf, i, (a->mode & DP_KBWD_ACC_F) ? dp_load_elem(gf, i, tf) + sg : sg, tf);
     } else if (!(a->mode & DP_KBWD_ACC_F)) {
       dp_store_result(gf, i, 0.0f, tf);

@@ -2,6 +2,8 @@
  * The norm kernel families (nfwd, nbwd: kernels.h) and the one order of
  * arithmetic they share, which is what gives the same bits on every ISA:
  *
+ *   join    r = x + s*(ls*f) when ls (LayerScale's gamma) is given, else
+ *           x + s*f: each product rounded to f32, the sum rounded to X.
  *   lanes   a row sum is kept as 16 f32 partial sums; element i adds into
  *           lane i mod 16, in increasing i (AVX-512 holds the 16 lanes in one
  *           register, AVX2 in two, SSE2 and NEON in four, scalar C in an
@@ -19,7 +21,8 @@
  *   bwd     xhat = (r - mean)*rstd, g = gy*gamma (gy without gamma);
  *           mg = sum(g)/D (LayerNorm; RMSNorm +0), mgx = sum(g*xhat)/D;
  *           gr = ((g - mg) - xhat*mgx)*rstd, plus gin when present, rounded
- *           to X; gx = gr (or gx + gr), gf = s*gr (or gf + s*gr);
+ *           to X; gx = gr (or gx + gr), gf = s*gr (or gf + s*gr),
+ *           with ls (s*gr)*ls (or gf + (s*gr)*ls);
  *           pg[i] += gy*xhat, pb[i] += gy (per-channel partials, f32).
  * Multiplies and adds are never contracted into FMAs (the build passes
  * -ffp-contract=off); a - b is computed as a + (-b), which IEEE 754 defines
@@ -37,7 +40,8 @@
 typedef struct dp_norm_kargs {
   const float *gamma, *beta; /* n per-channel factors; NULL: not applied */
   float eps;
-  unsigned mode; /* DP_KNORM_*; nbwd also DP_KBWD_ACC_F, DP_KBWD_ACC_X */
+  unsigned mode;   /* DP_KNORM_*; nbwd also DP_KBWD_ACC_F, DP_KBWD_ACC_X */
+  const float *ls; /* n LayerScale factors of the branch in the join; NULL: not applied */
 } dp_norm_kargs;
 
 /* Disjoint from DP_KBWD_*, which nbwd takes in the same word. */
