@@ -1,8 +1,7 @@
 /*
  * Sample compaction with LayerScale (dp_compact_forward_ls,
- * dp_compact_backward_ls): on every ISA, dtype combination (those without
- * LayerScale kernels must fail as the dense calls do, touching nothing),
- * layout, mode (row, batch, exact-k), drop probability, thread count and
+ * dp_compact_backward_ls): on every ISA, dtype combination (each has
+ * LayerScale kernels: every call must succeed), layout, mode (row, batch, exact-k), drop probability, thread count and
  * flag, in place and not, the compacted path gives the bits of the dense one
  * (dp_forward_ls, dp_backward_ls), grad_gamma included, when the branch acts
  * on each sample alone; nothing is written outside the outputs' rows. Then
@@ -65,14 +64,14 @@ static void forward_case(tu_rng *rng, const ct_case *c, const float *gamma, cons
   ct_tensor out_d = ct_alloc(rng, c->xt, B, T, D), out_c = ct_clone(&out_d), out0 = ct_clone(&out_d);
   const dp_status sd = dp_forward_ls(&c->p, c->shape, out_d.t, x.t, f.t, gamma, NULL);
   assert_int_equal(dp_compact_forward_ls(&c->p, c->shape, out_c.t, x.t, fk.t, gamma, k, c->idx), sd);
-  assert_true(sd == DP_OK || sd == DP_ERR_BAD_DTYPE); /* a combination without LayerScale kernels */
-  ct_assert_same_buffer(&out_c, sd == DP_OK ? &out_d : &out0, what);
+  assert_int_equal(sd, DP_OK); /* every dtype combination has LayerScale kernels */
+  ct_assert_same_buffer(&out_c, &out_d, what);
 
   /* in place: out == x */
   ct_tensor xd = ct_clone(&x), xc = ct_clone(&x);
   assert_int_equal(dp_forward_ls(&c->p, c->shape, xd.t, xd.t, f.t, gamma, NULL), sd);
   assert_int_equal(dp_compact_forward_ls(&c->p, c->shape, xc.t, xc.t, fk.t, gamma, k, c->idx), sd);
-  ct_assert_same_buffer(&xc, sd == DP_OK ? &xd : &x, what);
+  ct_assert_same_buffer(&xc, &xd, what);
 
   /* gamma NULL: dp_compact_forward itself */
   ct_tensor n1 = ct_clone(&out0), n2 = ct_clone(&out0);
@@ -103,7 +102,7 @@ static void backward_case(tu_rng *rng, const ct_case *c, const float *gamma, con
   ct_tensor gf = ct_alloc(rng, c->ft, B, T, D), gfk = ct_alloc(rng, c->ft, k, T, D);
   ct_copy_rows(&gfk, &gf, c->idx, k, T, D);
   ct_tensor fd = ct_clone(&f), fkc = ct_clone(&fk), gfk0 = ct_clone(&gfk), fk0 = ct_clone(&fk);
-  ct_tensor gx_d = ct_alloc(rng, c->xt, B, T, D), gx_c = ct_clone(&gx_d), gx0 = ct_clone(&gx_d);
+  ct_tensor gx_d = ct_alloc(rng, c->xt, B, T, D), gx_c = ct_clone(&gx_d);
   dp_tensor gxd_t = gx_d.t, gxc_t = gx_c.t;
   if (!with_gx) gxd_t.data = gxc_t.data = NULL;
   float *gg_d = floats_make(rng, D, 1), *gg_c = floats_clone(gg_d, D), *gg0 = floats_clone(gg_d, D);
@@ -114,27 +113,20 @@ static void backward_case(tu_rng *rng, const ct_case *c, const float *gamma, con
   const dp_status sc = dp_compact_backward_ls(&c->p, c->shape, gf_c, gxc_t, g.t, fkc.t, gamma,
                                               with_gg ? gg_c : NULL, k, c->idx, flags);
   assert_int_equal(sc, sd);
-  assert_true(sd == DP_OK || sd == DP_ERR_BAD_DTYPE);
-  if (sd == DP_OK) {
-    ct_assert_same_buffer(&gx_c, &gx_d, what);
-    const ct_tensor *got = in_place ? &fkc : &gfk, *want = in_place ? &fd : &gf;
-    if (!ct_rows_equal(got, want, c->idx, k, T, D)) fail_msg("%s: grad_f_kept differs (in place %d)", what, in_place);
-    assert_only_rows_written(got, in_place ? &fk0 : &gfk0, k, T, D, what);
-    if (with_gg && D > 0 && memcmp(gg_c, gg_d, D * sizeof(float)) != 0) {
-      size_t d = 0;
-      while (tu_f32_bits(gg_c[d]) == tu_f32_bits(gg_d[d])) d++;
-      fail_msg("%s flags=%u: grad_gamma[%zu] %a, dense %a", what, flags, d, (double)gg_c[d], (double)gg_d[d]);
-    }
-  } else { /* nothing written */
-    ct_assert_same_buffer(&gx_c, &gx0, what);
-    ct_assert_same_buffer(&gfk, &gfk0, what);
-    ct_assert_same_buffer(&fkc, &fk0, what);
-    assert_memory_equal(gg_c, gg0, D * sizeof(float));
+  assert_int_equal(sd, DP_OK); /* every dtype combination has LayerScale kernels */
+  ct_assert_same_buffer(&gx_c, &gx_d, what);
+  const ct_tensor *got = in_place ? &fkc : &gfk, *want = in_place ? &fd : &gf;
+  if (!ct_rows_equal(got, want, c->idx, k, T, D)) fail_msg("%s: grad_f_kept differs (in place %d)", what, in_place);
+  assert_only_rows_written(got, in_place ? &fk0 : &gfk0, k, T, D, what);
+  if (with_gg && D > 0 && memcmp(gg_c, gg_d, D * sizeof(float)) != 0) {
+    size_t d = 0;
+    while (tu_f32_bits(gg_c[d]) == tu_f32_bits(gg_d[d])) d++;
+    fail_msg("%s flags=%u: grad_gamma[%zu] %a, dense %a", what, flags, d, (double)gg_c[d], (double)gg_d[d]);
   }
   if (!with_gg) assert_memory_equal(gg_c, gg0, D * sizeof(float));
   if (!in_place) ct_assert_same_buffer(&fkc, &fk0, what); /* f_kept is an input */
 
-  ct_tensor *all[] = {&g, &f, &fk, &gf, &gfk, &fd, &fkc, &gfk0, &fk0, &gx_d, &gx_c, &gx0};
+  ct_tensor *all[] = {&g, &f, &fk, &gf, &gfk, &fd, &fkc, &gfk0, &fk0, &gx_d, &gx_c};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ct_free(all[i]);
   free(gg_d);
   free(gg_c);
