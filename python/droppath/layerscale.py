@@ -14,9 +14,9 @@ exact sum, where autograd's sum has an order of its own.
 
 Tensors: CPU, batch first, gamma over the last dimension (D elements, stored
 in any float dtype, used as float32); other layouts than [B][T][D] rows with
-contiguous channels are copied first.  dtypes as the library's LayerScale
-calls have kernels for (float32; a combination they lack raises
-DropPathError, DP_ERR_BAD_DTYPE).
+contiguous channels are copied first.  dtypes as the residual join's:
+float32, bfloat16, float16, or a float32 x with a bfloat16/float16 f; the
+arithmetic is float32 with one rounding to the stored dtype at the end.
 """
 
 import torch

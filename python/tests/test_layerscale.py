@@ -188,32 +188,24 @@ def test_dropped_branch_is_never_read():
     assert torch.isnan(out[keep]).all()
 
 
-def _half_support(dtype):
-    """None when the library has LayerScale kernels for dtype, else the reason."""
-    try:
-        droppath.drop_path_add_ls(torch.ones(2, 4, dtype=dtype), torch.ones(2, 4, dtype=dtype),
-                                  torch.ones(4), 0.5, seed=0)
-    except droppath.DropPathError as e:
-        return "this libdroppath has no %s LayerScale kernels (%s)" % (dtype, e)
-    return None
-
-
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_dtypes_compute_in_f32_and_round_once(dtype):
-    reason = _half_support(dtype)
-    if reason:
-        pytest.skip(reason)
-    x, f, gamma = _inputs((16, 9, 40), dtype, seed=6)
+@pytest.mark.parametrize("xd,fd", [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float16),
+                                   (torch.float32, torch.bfloat16), (torch.float32, torch.float16)])
+def test_half_dtypes_compute_in_f32_and_round_once(xd, fd):
+    x, f, gamma = _inputs((16, 9, 40), torch.float32, seed=6)
+    x = x.detach().to(xd).requires_grad_()
+    f = f.detach().to(fd).requires_grad_()
     out = droppath.drop_path_add_ls(x, f, gamma, 0.3, seed=8, offset=2)
+    assert out.dtype == xd
     _, scales = droppath.mask(16, 0.3, seed=8, offset=2)
     s = scales.view(16, 1, 1)
     g32 = gamma.detach()
-    ref = torch.where(s != 0, x.float() + (g32 * f.float()) * s, x.float()).to(dtype)
+    ref = torch.where(s != 0, x.float() + (g32 * f.float()) * s, x.float()).to(xd)
     assert_bits_equal(out.detach(), ref)
-    g = torch.randn(16, 9, 40).to(dtype)
+    g = torch.randn(16, 9, 40).to(xd)
     gx, gf, gg = torch.autograd.grad(out, (x, f, gamma), g)
+    assert gf.dtype == fd
     assert_bits_equal(gx, g)
-    assert_bits_equal(gf, ((g.float() * s) * g32).to(dtype) + 0.0)
+    assert_bits_equal(gf, ((g.float() * s) * g32).to(fd) + 0.0)
     gs = g.float() * s
     bound = grad_gamma_bound(gs, f.detach().float())
     assert ((gg.double() - exact_grad_gamma(gs, f.detach().float())).abs() <= bound).all()
