@@ -599,8 +599,7 @@ DP_API dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const
  * zero, except where x-hat or gamma is not finite: there dp_backward_norm's
  * zero norm term is NaN, and this form has none.
  * With norm->ls_gamma the rows outside the subset are dp_backward_ls's (grad_f
- * = (grad_r_in*s)*ls_gamma), which has f32 kernels only: other dtypes are
- * DP_ERR_BAD_DTYPE.
+ * = (grad_r_in*s)*ls_gamma), in every dtype combination.
  * Arguments as dp_backward_norm, except: grad_y_kept has next_kept_count
  * samples and may not overlap any other argument (grad_f may not be it);
  * next_kept_indices is checked as in dp_forward_norm_subset, after the

@@ -73,7 +73,7 @@ typedef struct bwd_job {
   int want_gamma, want_beta;
   dp_bwd_fn pass_bwd; /* rows outside a subset: dp_backward's kernels, grad_f = s*g and grad_x (+)= g */
   dp_fwd_fn pass_acc; /* ... and grad_x += g where the bwd kernel cannot (g is grad_x itself, or s == 0) */
-  dp_bwdls_fn pass_bwdls; /* ... with LayerScale: grad_f = (s*g)*ls_gamma (f32 only) */
+  dp_bwdls_fn pass_bwdls; /* ... with LayerScale: grad_f = (s*g)*ls_gamma */
 } bwd_job;
 
 /* grad_f (and grad_x unless NULL) of a row outside the subset from g: dp_backward's
