@@ -25,6 +25,16 @@ from ._ops import to_int64
 _STATE = ("seed", "calls")
 
 
+def _join_repr(m):
+    """extra_repr of a module with drop_prob, mode and scale_by_keep (defaults left out)."""
+    s = "drop_prob=%0.3f" % round(m.drop_prob, 3)
+    if m.mode != "row":
+        s += ", mode=%s" % m.mode
+    if not m.scale_by_keep:
+        s += ", scale_by_keep=False"
+    return s
+
+
 class _MaskStream(nn.Module):
     """seed and calls buffers, the sample base and thread count of one module."""
 
@@ -120,12 +130,7 @@ class ResidualDropPath(_MaskStream):
                                mode=self.mode, **self._draw())
 
     def extra_repr(self):
-        s = "drop_prob=%0.3f" % round(self.drop_prob, 3)
-        if self.mode != "row":
-            s += ", mode=%s" % self.mode
-        if not self.scale_by_keep:
-            s += ", scale_by_keep=False"
-        return s
+        return _join_repr(self)
 
 
 class DropPathBlock(_MaskStream):
@@ -167,12 +172,7 @@ class DropPathBlock(_MaskStream):
                                scale_by_keep=self.scale_by_keep, **self._draw())
 
     def extra_repr(self):
-        s = "drop_prob=%0.3f" % round(self.drop_prob, 3)
-        if self.mode != "row":
-            s += ", mode=%s" % self.mode
-        if not self.scale_by_keep:
-            s += ", scale_by_keep=False"
-        return s
+        return _join_repr(self)
 
 
 def mask_modules(model):

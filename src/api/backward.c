@@ -64,8 +64,7 @@ static DP_NOINLINE dp_status backward(const dp_params *params, const dp_shape *s
   dp_job_role(&j, 2, grad_out);
   j.kernel.bwd = k->bwd[combo];
   j.aux.fwd = acc_x;
-  j.mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
-           ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+  j.mode = dp_kbwd_mode(flags);
   j.written = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 1));
   /* Reads grad_out (and grad_x when accumulating: counted as read and written), writes grad_f and grad_x. */
   size_t traffic = dp_sat_add(dp_job_bytes(&j, 0), dp_job_bytes(&j, 2));

@@ -271,8 +271,7 @@ static DP_NOINLINE dp_status backward(const dp_params *params, const dp_shape *s
   m.map[2] = over_kept ? DP_MAP_INDEX : DP_MAP_SAME;
   m.job.kernel.bwd = k->bwd[combo];
   m.job.aux.fwd = acc_x;
-  m.job.mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
-               ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+  m.job.mode = dp_kbwd_mode(flags);
   const size_t gf = role_bytes(&m, 0, shape->batch), gx = role_bytes(&m, 1, shape->batch);
   m.job.written = dp_sat_add(gf, gx);
   /* Reads grad_out (and grad_x when accumulating: counted as read and written), writes grad_f and grad_x. */

@@ -83,8 +83,7 @@ static DP_NOINLINE dp_status backward_ls(const dp_params *params, const dp_shape
     if (grad_gamma) dp_ls_bwd_f(&lj, f_kept);
     j->kernel.bwdls = k->bwdls[combo];
     j->aux.fwd = acc_x;
-    j->mode = ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) |
-              ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+    j->mode = dp_kbwd_mode(flags);
     const size_t gf = dp_samples_bytes(kept, T, D, j->t[0].es), gx = dp_job_bytes(j, 1);
     j->written = dp_sat_add(gf, gx);
     /* Reads the kept rows of grad_out and f (grad_x when accumulating: read

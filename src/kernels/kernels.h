@@ -73,6 +73,11 @@ enum {
   DP_KBWD_STREAM = 1u << 2 /* non-temporal stores for the outputs not accumulated; caller fences (above) */
 };
 
+/* The kernel mode of a backward call's public flags (DP_BWD_ACCUMULATE_GRAD_F/X). */
+static inline unsigned dp_kbwd_mode(uint32_t flags) {
+  return ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) | ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+}
+
 #define DP_COMBO_ENUM_(ctx, name, id, xt, ft) id,
 typedef enum dp_combo { DP_COMBOS_ALL(DP_COMBO_ENUM_, ) DP_COMBO_COUNT } dp_combo;
 #undef DP_COMBO_ENUM_
