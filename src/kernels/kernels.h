@@ -75,7 +75,9 @@ enum {
 
 /* The kernel mode of a backward call's public flags (DP_BWD_ACCUMULATE_GRAD_F/X). */
 static inline unsigned dp_kbwd_mode(uint32_t flags) {
-  return ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? DP_KBWD_ACC_F : 0u) | ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? DP_KBWD_ACC_X : 0u);
+  /* (unsigned) on both arms: C++ (the benchmark includes this) rejects an enum beside 0u under -Wextra. */
+  return ((flags & DP_BWD_ACCUMULATE_GRAD_F) ? (unsigned)DP_KBWD_ACC_F : 0u) |
+         ((flags & DP_BWD_ACCUMULATE_GRAD_X) ? (unsigned)DP_KBWD_ACC_X : 0u);
 }
 
 #define DP_COMBO_ENUM_(ctx, name, id, xt, ft) id,
