@@ -119,19 +119,27 @@ static void grad_terms(const dp_tensor *gy, const dp_tensor *r, const dp_norm *n
 void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
                        dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, const float *scales,
                        float *grad_gamma, float *grad_beta, uint32_t flags) {
+  const dp_tensor none = {NULL, grad_f.dtype, 0, 0};
+  ref_norm_backward_ls(params, shape, norm, grad_f, grad_x, grad_y, r, grad_r_in, none, scales, grad_gamma, grad_beta,
+                       NULL, flags);
+}
+
+void ref_norm_backward_ls(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                          dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in, dp_tensor f,
+                          const float *scales, float *grad_gamma, float *grad_beta, float *grad_ls_gamma,
+                          uint32_t flags) {
   const size_t T = rows_of(shape), D = shape.dim, rows = shape.batch * T;
   const int rms = norm->kind == DP_NORM_RMS;
-  if (rows == 0 || D == 0) return;
-  /* Groups of G rows, k = b*T + t in order (the header's rule). */
-  size_t G = (rows + 63) / 64;
-  if (G < 8) G = 8;
-  const size_t groups = (rows + G - 1) / G;
-  float *part = (float *)calloc(groups * 2 * D, sizeof(float));
+  if (D == 0) return;
+  /* Groups of G rows, k = b*T + t in order (the header's rule, LayerScale's); three partials each. */
+  size_t G, groups;
+  ref_ls_groups(shape, &G, &groups);
+  float *part = (float *)calloc(groups ? groups * 3 * D : 1, sizeof(float));
   float *ag = (float *)malloc(D * sizeof(float)), *agx = (float *)malloc(D * sizeof(float));
   if (!part || !ag || !agx) abort();
   for (size_t k = 0; k < rows; k++) {
     const size_t b = k / T, t = k % T;
-    float *pg = part + (k / G) * 2 * D, *pb = pg + D;
+    float *pg = part + (k / G) * 3 * D, *pb = pg + D, *pl = pb + D;
     const float s = scales ? scales[b] : ref_sample_scale(params, shape.batch, b);
     const float mean = rms ? 0.0f : norm->mean[k], rstd = norm->rstd[k];
     float gyv, xh, g;
@@ -151,7 +159,9 @@ void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *n
       if (grad_x.data)
         store_result(&grad_x, b, t, d, (flags & DP_BWD_ACCUMULATE_GRAD_X) ? load(&grad_x, b, t, d) + gr : gr);
       if (s != 0.0f) {
-        const float sg = s * gr;
+        const float gs = s * gr, sg = norm->ls_gamma ? gs * norm->ls_gamma[d] : gs;
+        /* f before grad_f is written: grad_f may be f */
+        if (grad_ls_gamma) pl[d] = canon_bits(pl[d] + gs * load(&f, b, t, d));
         store_result(&grad_f, b, t, d, (flags & DP_BWD_ACCUMULATE_GRAD_F) ? load(&grad_f, b, t, d) + sg : sg);
       } else if (!(flags & DP_BWD_ACCUMULATE_GRAD_F)) {
         store_result(&grad_f, b, t, d, 0.0f);
@@ -159,11 +169,11 @@ void ref_norm_backward(const dp_params *params, dp_shape shape, const dp_norm *n
     }
   }
   for (size_t d = 0; d < D; d++)
-    for (int which = 0; which < 2; which++) {
-      float *out = which ? grad_beta : grad_gamma;
+    for (int which = 0; which < 3; which++) {
+      float *out = which == 0 ? grad_gamma : which == 1 ? grad_beta : grad_ls_gamma;
       if (!out) continue;
-      float sum = part[which * D + d];
-      for (size_t g = 1; g < groups; g++) sum = sum + part[g * 2 * D + which * D + d];
+      float sum = groups ? part[which * D + d] : 0.0f; /* +0 without rows */
+      for (size_t g = 1; g < groups; g++) sum = sum + part[g * 3 * D + which * D + d];
       out[d] = canon_bits((flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) ? out[d] + sum : sum);
     }
   free(part);

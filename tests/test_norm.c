@@ -535,30 +535,33 @@ static void test_accuracy_bound(void **state) {
 
 /* ---------------------------------------------------------------- backward */
 
-enum { BGF, BGX, BGY, BR, BGIN, NB };
+enum { BGF, BGX, BGY, BR, BGIN, BFF, NB };
 
+/* A random backward call: dp_backward_norm, or dp_backward_norm_ls with
+ * LayerScale (ls_gamma, f, grad_ls_gamma each there or not). */
 typedef struct bcase {
-  int xt, ft, kind, gx_mode, gin, gf_is_gy, has_gamma, has_gg, has_gb, has_scales;
+  int xt, ft, kind, gx_mode, gin, gf_is_gy, gf_is_f, has_gamma, has_gg, has_gb, has_scales, has_ls, has_gl, call_ls;
   uint32_t flags;
   dp_shape sh;
   dp_params p;
   size_t ss[NB], ts[NB], mis[NB], span[NB];
-  tu_buf t[2][NB], gg[2], gb[2];
-  float *gamma, *mean, *rstd, *scales;
+  tu_buf t[2][NB], gg[2], gb[2], gl[2];
+  float *gamma, *mean, *rstd, *scales, *ls;
 } bcase;
 
 enum { GX_ABSENT, GX_OWN, GX_IS_GIN };
 
-static int b_dtype(const bcase *c, int i) { return i == BGF || i == BGY ? c->ft : c->xt; }
+static int b_dtype(const bcase *c, int i) { return i == BGF || i == BGY || i == BFF ? c->ft : c->xt; }
 
 static void b_describe(const bcase *c) {
   fprintf(stderr,
           "  backward case: x:%s f:%s B=%zu T=%zu D=%zu %s p=%.17g mode=%d seed=%#llx threads=%d flags=%#x gx=%d "
-          "gin=%d gf_is_gy=%d gamma=%d gg=%d gb=%d scales=%d isa=%s\n",
+          "gin=%d gf_is=%s gamma=%d gg=%d gb=%d scales=%d ls=%d grad_ls=%d call=%s isa=%s\n",
           dtype_name(c->xt), dtype_name(c->ft), c->sh.batch, c->sh.seq, c->sh.dim,
           c->kind == DP_NORM_RMS ? "rms" : "layer", c->p.drop_prob, c->p.mode, (unsigned long long)c->p.seed,
-          c->p.num_threads, c->flags, c->gx_mode, c->gin, c->gf_is_gy, c->has_gamma, c->has_gg, c->has_gb,
-          c->has_scales, dp_isa_name(dp_active_isa()));
+          c->p.num_threads, c->flags, c->gx_mode, c->gin, c->gf_is_gy ? "gy" : c->gf_is_f ? "f" : "own", c->has_gamma,
+          c->has_gg, c->has_gb, c->has_scales, c->has_ls, c->has_gl, c->call_ls ? "_ls" : "plain",
+          dp_isa_name(dp_active_isa()));
 }
 
 static void b_random(bcase *c, tu_rng *rng) {
@@ -573,6 +576,10 @@ static void b_random(bcase *c, tu_rng *rng) {
   c->gx_mode = (int)tu_range(rng, 0, 2);
   c->gin = c->gx_mode == GX_IS_GIN || tu_range(rng, 0, 3) != 0;
   c->gf_is_gy = tu_range(rng, 0, 3) == 0;
+  c->has_ls = (int)tu_range(rng, 0, 1);
+  c->has_gl = c->has_ls && tu_range(rng, 0, 3) != 0;
+  c->call_ls = c->has_gl || tu_range(rng, 0, 1);
+  c->gf_is_f = c->has_gl && !c->gf_is_gy && tu_range(rng, 0, 3) == 0;
   c->has_gamma = tu_range(rng, 0, 3) != 0;
   c->has_gg = tu_range(rng, 0, 3) != 0;
   c->has_gb = tu_range(rng, 0, 3) != 0;
@@ -595,6 +602,7 @@ static void b_random(bcase *c, tu_rng *rng) {
   }
   if (c->gx_mode == GX_IS_GIN) c->ss[BGX] = c->ss[BGIN], c->ts[BGX] = c->ts[BGIN];
   if (c->gf_is_gy) c->ss[BGF] = c->ss[BGY], c->ts[BGF] = c->ts[BGY];
+  if (c->gf_is_f) c->ss[BGF] = c->ss[BFF], c->ts[BGF] = c->ts[BFF];
   const size_t D = c->sh.dim, R = rows(c->sh);
   for (int i = 0; i < NB; i++) {
     const dp_tensor v = {NULL, b_dtype(c, i), c->ss[i], c->ts[i]};
@@ -607,10 +615,15 @@ static void b_random(bcase *c, tu_rng *rng) {
   for (int side = 0; side < 2; side++) {
     c->gg[side] = tu_buf_alloc(D * 4, 0);
     c->gb[side] = tu_buf_alloc(D * 4, 0);
+    c->gl[side] = tu_buf_alloc(D * 4, 0);
     tu_rng same = *rng;
     tu_fill_floats(&same, (float *)(void *)c->gg[side].data, D, 0);
     tu_fill_floats(&same, (float *)(void *)c->gb[side].data, D, 0);
+    tu_fill_floats(&same, (float *)(void *)c->gl[side].data, D, 0);
   }
+  c->ls = (float *)malloc((D + 1) * 4);
+  assert_non_null(c->ls);
+  for (size_t d = 0; d < D; d++) c->ls[d] = 0.1f * tu_float(rng);
   c->gamma = (float *)malloc((D + 1) * 4);
   c->mean = (float *)malloc((R + 1) * 4);
   c->rstd = (float *)malloc((R + 1) * 4);
@@ -629,7 +642,9 @@ static void b_free(bcase *c) {
     for (int i = 0; i < NB; i++) tu_buf_free(&c->t[side][i]);
     tu_buf_free(&c->gg[side]);
     tu_buf_free(&c->gb[side]);
+    tu_buf_free(&c->gl[side]);
   }
+  free(c->ls);
   free(c->gamma);
   free(c->mean);
   free(c->rstd);
@@ -640,8 +655,10 @@ static dp_tensor b_view(const bcase *c, int side, int i) {
   int src = i;
   if (i == BGX && c->gx_mode == GX_IS_GIN) src = BGIN;
   if (i == BGF && c->gf_is_gy) src = BGY;
+  if (i == BGF && c->gf_is_f) src = BFF;
   void *data = c->t[side][src].data;
   if ((i == BGX && c->gx_mode == GX_ABSENT) || (i == BGIN && !c->gin)) data = NULL;
+  if (i == BFF && !c->has_gl && (c->sh.dim & 1)) data = NULL; /* f is not read then: absent or not */
   const dp_tensor t = {data, b_dtype(c, i), c->ss[i], c->ts[i]};
   return t;
 }
@@ -653,27 +670,33 @@ static dp_status b_call(const bcase *c, int side) {
   n.gamma = c->has_gamma ? c->gamma : NULL;
   n.mean = c->mean;
   n.rstd = c->rstd;
+  n.ls_gamma = c->has_ls ? c->ls : NULL;
   float *gg = c->has_gg ? (float *)(void *)c->gg[side].data : NULL;
   float *gb = c->has_gb ? (float *)(void *)c->gb[side].data : NULL;
+  float *gl = c->has_gl ? (float *)(void *)c->gl[side].data : NULL;
   const float *sc = c->has_scales ? c->scales : NULL;
   if (side == 1) {
-    ref_norm_backward(&c->p, c->sh, &n, b_view(c, 1, BGF), b_view(c, 1, BGX), b_view(c, 1, BGY), b_view(c, 1, BR),
-                      b_view(c, 1, BGIN), sc, gg, gb, c->flags);
+    ref_norm_backward_ls(&c->p, c->sh, &n, b_view(c, 1, BGF), b_view(c, 1, BGX), b_view(c, 1, BGY),
+                         b_view(c, 1, BR), b_view(c, 1, BGIN), b_view(c, 1, BFF), sc, gg, gb, gl, c->flags);
     return DP_OK;
   }
+  if (c->call_ls)
+    return dp_backward_norm_ls(&c->p, c->sh, &n, b_view(c, 0, BGF), b_view(c, 0, BGX), b_view(c, 0, BGY),
+                               b_view(c, 0, BR), b_view(c, 0, BGIN), b_view(c, 0, BFF), sc, gg, gb, gl, c->flags);
   return dp_backward_norm(&c->p, c->sh, &n, b_view(c, 0, BGF), b_view(c, 0, BGX), b_view(c, 0, BGY),
                           b_view(c, 0, BR), b_view(c, 0, BGIN), sc, gg, gb, c->flags);
 }
 
 static int b_check(const bcase *c) {
-  static const char *const names[NB] = {"grad_f", "grad_x", "grad_y", "r", "grad_r_in"};
+  static const char *const names[NB] = {"grad_f", "grad_x", "grad_y", "r", "grad_r_in", "f"};
   int ok = 1;
   for (int i = 0; i < NB && ok; i++) {
     ok = tu_guards_intact(&c->t[0][i]) && memcmp(c->t[0][i].data, c->t[1][i].data, c->t[0][i].bytes) == 0;
     if (!ok) fprintf(stderr, "FAIL: backward %s differs from the reference (or its guards)\n", names[i]);
   }
-  if (ok && (memcmp(c->gg[0].data, c->gg[1].data, c->gg[0].bytes) || memcmp(c->gb[0].data, c->gb[1].data, c->gb[0].bytes))) {
-    fprintf(stderr, "FAIL: backward grad_gamma or grad_beta differs from the reference\n");
+  if (ok && (memcmp(c->gg[0].data, c->gg[1].data, c->gg[0].bytes) || memcmp(c->gb[0].data, c->gb[1].data, c->gb[0].bytes) ||
+             memcmp(c->gl[0].data, c->gl[1].data, c->gl[0].bytes))) {
+    fprintf(stderr, "FAIL: backward grad_gamma, grad_beta or grad_ls_gamma differs from the reference\n");
     ok = 0;
   }
   if (!ok) b_describe(c);

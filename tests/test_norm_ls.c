@@ -5,7 +5,9 @@
  *     sample dropped: y = norm(x)); inference likewise against
  *     dp_inference_add_ls, with and without scale_by_keep;
  *   - backward: grad_x the grad_r of the call without ls_gamma, grad_f that
- *     grad_r pushed through dp_backward_ls; the subset form likewise;
+ *     grad_r pushed through dp_backward_ls, and dp_backward_norm_ls's
+ *     grad_ls_gamma dp_backward_ls's grad_gamma on it (bit for bit, set and
+ *     accumulated); the subset forms likewise, with and without grad_r_in;
  *   - every ISA, 1 and 2 threads; halves: every ISA the scalar ISA's bits,
  *     and ls_gamma of ones the bits of no ls_gamma;
  *   - the contract: ls_gamma misaligned or overlapping an output.
@@ -134,10 +136,11 @@ static void test_forward_is_ls_then_norm(void **state) {
 
 /* ---------------------------------------------------------------- backward */
 
-/* grad_x with ls_gamma is grad_r of the call without it; grad_f that grad_r
- * through dp_backward_ls (same scales). sub: the subset form, y's gradient
- * on the samples {0, 2, 4, ...} only. */
-static void check_backward(dp_shape sh, int rms, int threads, int sub, tu_rng *rng) {
+/* grad_x with ls_gamma is grad_r of the call without it; grad_f and
+ * grad_ls_gamma those of that grad_r through dp_backward_ls (same scales).
+ * sub: the subset form, y's gradient on the samples {0, 2, 4, ...} only;
+ * no_gin: without grad_r_in (grad_r +0 outside the subset). */
+static void check_backward(dp_shape sh, int rms, int threads, int sub, int no_gin, tu_rng *rng) {
   const size_t n = elems(sh), R = sh.batch * sh.seq, D = sh.dim;
   size_t idx[16], kept = 0;
   for (size_t b = 0; b < sh.batch; b += 2) idx[kept++] = b;
@@ -146,7 +149,7 @@ static void check_backward(dp_shape sh, int rms, int threads, int sub, tu_rng *r
   float *gy = floats(rng, elems(ysh), 0), *gin = floats(rng, n, 0);
   float *r = zeros(n), *y = zeros(n), *mean = zeros(R), *rstd = zeros(R), *sc = zeros(sh.batch);
   float *gf1 = zeros(n), *gx1 = zeros(n), *gr = zeros(n), *gf0 = zeros(n), *gf2 = zeros(n);
-  float *gg1 = zeros(D), *gb1 = zeros(D), *gg0 = zeros(D), *gb0 = zeros(D);
+  float *gg1 = zeros(D), *gb1 = zeros(D), *gg0 = zeros(D), *gb0 = zeros(D), *gl1 = zeros(D), *gl2 = zeros(D);
   const dp_params p = params_of(0.4, tu_next(rng), threads);
   dp_norm nm;
   dp_norm_init(&nm);
@@ -159,24 +162,45 @@ static void check_backward(dp_shape sh, int rms, int threads, int sub, tu_rng *r
                                    dp_tensor_dense(x, DP_F32, sh), dp_tensor_dense(f, DP_F32, sh), sc),
                    DP_OK);
   const dp_tensor tr = dp_tensor_dense(r, DP_F32, sh), tgy = dp_tensor_dense(gy, DP_F32, ysh),
-                  tgin = dp_tensor_dense(gin, DP_F32, sh);
-  for (int pass = 0; pass < 2; pass++) { /* 0: with ls_gamma, 1: without */
+                  tgin = dp_tensor_dense(no_gin ? NULL : gin, DP_F32, sh), tf = dp_tensor_dense(f, DP_F32, sh);
+  for (int pass = 0; pass < 2; pass++) { /* 0: with ls_gamma (and its gradient), 1: without */
     nm.ls_gamma = pass ? NULL : ls;
     float *gf = pass ? gf0 : gf1, *gx = pass ? gr : gx1, *gg = pass ? gg0 : gg1, *gb = pass ? gb0 : gb1;
-    const dp_status st =
-        sub ? dp_backward_norm_subset(&p, sh, &nm, dp_tensor_dense(gf, DP_F32, sh), dp_tensor_dense(gx, DP_F32, sh),
-                                      tgy, tr, tgin, kept, idx, sc, gg, gb, 0)
-            : dp_backward_norm(&p, sh, &nm, dp_tensor_dense(gf, DP_F32, sh), dp_tensor_dense(gx, DP_F32, sh), tgy, tr,
-                               tgin, sc, gg, gb, 0);
+    const dp_tensor tgf = dp_tensor_dense(gf, DP_F32, sh), tgx = dp_tensor_dense(gx, DP_F32, sh);
+    dp_status st;
+    if (pass)
+      st = sub ? dp_backward_norm_subset(&p, sh, &nm, tgf, tgx, tgy, tr, tgin, kept, idx, sc, gg, gb, 0)
+               : dp_backward_norm(&p, sh, &nm, tgf, tgx, tgy, tr, tgin, sc, gg, gb, 0);
+    else
+      st = sub ? dp_backward_norm_subset_ls(&p, sh, &nm, tgf, tgx, tgy, tr, tgin, tf, kept, idx, sc, gg, gb, gl1, 0)
+               : dp_backward_norm_ls(&p, sh, &nm, tgf, tgx, tgy, tr, tgin, tf, sc, gg, gb, gl1, 0);
     assert_int_equal(st, DP_OK);
   }
   assert_memory_equal(gx1, gr, n * 4);
   assert_memory_equal(gg1, gg0, D * 4); /* the norm's own parameters do not see ls_gamma */
   assert_memory_equal(gb1, gb0, D * 4);
   assert_int_equal(dp_backward_ls(&p, sh, dp_tensor_dense(gf2, DP_F32, sh), dp_tensor_dense(NULL, DP_F32, sh),
-                                  dp_tensor_dense(gr, DP_F32, sh), dp_tensor_dense(f, DP_F32, sh), ls, NULL, sc, 0),
+                                  dp_tensor_dense(gr, DP_F32, sh), tf, ls, gl2, sc, 0),
                    DP_OK);
-  assert_memory_equal(gf1, gf2, n * 4);
+  if (no_gin) /* grad_r is +0 outside the subset: grad_f +0 there, dp_backward_ls's (+0*s)*ls a zero of ls's sign */
+    for (size_t i = 0; i < n; i++) assert_true(gf1[i] == gf2[i]);
+  else
+    assert_memory_equal(gf1, gf2, n * 4);
+  assert_memory_equal(gl1, gl2, D * 4);
+  /* Accumulating every parameter gradient: grad_ls_gamma + the sum, as dp_backward_ls's. */
+  nm.ls_gamma = ls;
+  {
+    const dp_tensor tgf = dp_tensor_dense(gf1, DP_F32, sh), tnone = dp_tensor_dense(NULL, DP_F32, sh);
+    const uint32_t fl = DP_NORM_ACCUMULATE_GRAD_PARAMS;
+    assert_int_equal(sub ? dp_backward_norm_subset_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tgin, tf, kept, idx, sc, gg1,
+                                                      NULL, gl1, fl)
+                         : dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tgin, tf, sc, gg1, NULL, gl1, fl),
+                     DP_OK);
+    assert_int_equal(dp_backward_ls(&p, sh, dp_tensor_dense(gf2, DP_F32, sh), tnone, dp_tensor_dense(gr, DP_F32, sh),
+                                    tf, ls, gl2, sc, DP_BWD_ACCUMULATE_GRAD_GAMMA),
+                     DP_OK);
+    assert_memory_equal(gl1, gl2, D * 4);
+  }
 
   /* Accumulating grad_f: gf + (s*grad_r)*ls, as dp_backward_ls's. */
   nm.ls_gamma = ls;
@@ -195,7 +219,7 @@ static void check_backward(dp_shape sh, int rms, int threads, int sub, tu_rng *r
                    DP_OK);
   assert_memory_equal(gf1, gf2, n * 4);
   free(x), free(f), free(ls), free(gamma), free(gy), free(gin), free(r), free(y), free(mean), free(rstd), free(sc);
-  free(gf1), free(gx1), free(gr), free(gf0), free(gf2), free(gg1), free(gb1), free(gg0), free(gb0);
+  free(gf1), free(gx1), free(gr), free(gf0), free(gf2), free(gg1), free(gb1), free(gg0), free(gb0), free(gl1), free(gl2);
 }
 
 static void test_backward_is_norm_then_ls(void **state) {
@@ -204,7 +228,7 @@ static void test_backward_is_norm_then_ls(void **state) {
   tu_rng_init(&rng, tu_seed() ^ 0x6e6c7332u);
   FOR_EACH_ISA(isa) {
     for (size_t i = 0; i < NSHAPES; i++)
-      for (int v = 0; v < 8; v++) check_backward(shapes[i], v & 1, 1 + ((v >> 1) & 1), v >> 2, &rng);
+      for (int v = 0; v < 12; v++) check_backward(shapes[i], v & 1, 1 + ((v >> 1) & 1), v >> 2 != 0, v >> 3, &rng);
   }
   widest_isa();
 }
@@ -224,7 +248,9 @@ static void fill_half(tu_rng *rng, uint16_t *p, size_t n, int dtype) {
 static size_t seg_bytes(int t, size_t n) { return (tu_dtype_size(t) * n + 3) & ~(size_t)3; }
 
 /* Forward and backward of one (X, F) combination with ls_gamma: outputs
- * into out (y, r, grad_f, grad_x one after another, zero padding between). */
+ * into out (y, r, grad_f, grad_x one after another, zero padding between,
+ * then grad_ls_gamma's D floats when ls is given, checked there against
+ * dp_backward_ls's grad_gamma on the grad_r the call gave). */
 static void run_combo(dp_shape sh, int tx, int tf, const void *x, const void *f, const void *gy, const float *ls,
                       const float *gamma, unsigned char *out) {
   const size_t n = elems(sh), R = sh.batch * sh.seq, ex = seg_bytes(tx, n), ef = seg_bytes(tf, n);
@@ -241,12 +267,25 @@ static void run_combo(dp_shape sh, int tx, int tf, const void *x, const void *f,
                                    dp_tensor_dense(r, (dp_dtype)tx, sh), dp_tensor_dense((void *)x, (dp_dtype)tx, sh),
                                    dp_tensor_dense((void *)f, (dp_dtype)tf, sh), NULL),
                    DP_OK);
-  assert_int_equal(dp_backward_norm(&p, sh, &nm, dp_tensor_dense(gf, (dp_dtype)tf, sh),
-                                    dp_tensor_dense(gx, (dp_dtype)tx, sh),
-                                    dp_tensor_dense((void *)gy, (dp_dtype)tf, sh), dp_tensor_dense(r, (dp_dtype)tx, sh),
-                                    dp_tensor_dense(NULL, (dp_dtype)tx, sh), NULL, NULL, NULL, 0),
+  float *gl = ls ? (float *)(void *)(gx + ex) : NULL, *gl2 = zeros(sh.dim);
+  const dp_tensor tfv = dp_tensor_dense((void *)f, (dp_dtype)tf, sh);
+  assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, dp_tensor_dense(gf, (dp_dtype)tf, sh),
+                                       dp_tensor_dense(gx, (dp_dtype)tx, sh),
+                                       dp_tensor_dense((void *)gy, (dp_dtype)tf, sh),
+                                       dp_tensor_dense(r, (dp_dtype)tx, sh), dp_tensor_dense(NULL, (dp_dtype)tx, sh),
+                                       tfv, NULL, NULL, NULL, gl, 0),
                    DP_OK);
-  free(mean), free(rstd);
+  if (ls) {
+    unsigned char *gf2 = (unsigned char *)malloc(ef);
+    assert_non_null(gf2);
+    assert_int_equal(dp_backward_ls(&p, sh, dp_tensor_dense(gf2, (dp_dtype)tf, sh),
+                                    dp_tensor_dense(NULL, (dp_dtype)tx, sh), dp_tensor_dense(gx, (dp_dtype)tx, sh), tfv,
+                                    ls, gl2, NULL, 0),
+                     DP_OK);
+    assert_memory_equal(gl, gl2, sh.dim * 4);
+    free(gf2);
+  }
+  free(mean), free(rstd), free(gl2);
 }
 
 static void test_halves_same_bits_everywhere(void **state) {
@@ -258,7 +297,7 @@ static void test_halves_same_bits_everywhere(void **state) {
     for (size_t i = 0; i < NSHAPES; i++) {
       const dp_shape sh = shapes[i];
       const int tx = combos[c][0], tf = combos[c][1];
-      const size_t n = elems(sh), bytes = 2 * (seg_bytes(tx, n) + seg_bytes(tf, n));
+      const size_t n = elems(sh), part = 2 * (seg_bytes(tx, n) + seg_bytes(tf, n)), bytes = part + 4 * sh.dim;
       void *x = malloc(n * tu_dtype_size(tx)), *f = malloc(n * 2), *gy = malloc(n * 2);
       unsigned char *want = (unsigned char *)malloc(bytes), *got = (unsigned char *)malloc(bytes),
                     *plain = (unsigned char *)malloc(bytes);
@@ -281,7 +320,7 @@ static void test_halves_same_bits_everywhere(void **state) {
         /* A LayerScale of ones is no LayerScale: 1*f is f exactly. */
         memset(got, 0, bytes);
         run_combo(sh, tx, tf, x, f, gy, ones, gamma, got);
-        assert_memory_equal(got, plain, bytes);
+        assert_memory_equal(got, plain, part); /* grad_ls_gamma: only with ls_gamma */
       }
       widest_isa();
       assert_memory_not_equal(want, plain, bytes); /* ls_gamma is applied at all */
@@ -328,6 +367,39 @@ static void test_contract(void **state) {
                                     dp_tensor_dense(gy, DP_F32, sh), dp_tensor_dense(r, DP_F32, sh),
                                     dp_tensor_dense(NULL, DP_F32, sh), NULL, NULL, NULL, 0),
                    DP_ERR_OVERLAP);
+  /* grad_ls_gamma: needs ls_gamma (BAD_ARGUMENT, after the norm) and f; overlaps nothing. */
+  {
+    float *gl = zeros(8);
+    const dp_tensor tgf = dp_tensor_dense(gf, DP_F32, sh), tnone = dp_tensor_dense(NULL, DP_F32, sh),
+                    tgy = dp_tensor_dense(gy, DP_F32, sh), tr = dp_tensor_dense(r, DP_F32, sh),
+                    tf = dp_tensor_dense(f, DP_F32, sh);
+    nm.ls_gamma = NULL;
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, gl, 0),
+                     DP_ERR_BAD_ARGUMENT);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, NULL, tgf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, gl, 0),
+                     DP_ERR_NULL_POINTER);
+    nm.ls_gamma = ls;
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tnone, NULL, NULL, NULL, gl, 0),
+                     DP_ERR_NULL_POINTER);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, gf + 3, 0),
+                     DP_ERR_OVERLAP);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, f + 3, 0),
+                     DP_ERR_OVERLAP);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, ls, 0),
+                     DP_ERR_OVERLAP);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone, tf, NULL, gl, gl + 4, NULL, 0),
+                     DP_ERR_OVERLAP);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tgf, tnone, tgy, tr, tnone,
+                                         dp_tensor_dense(hf, DP_BF16, sh), NULL, NULL, NULL, gl, 0),
+                     DP_ERR_BAD_DTYPE);
+    /* grad_f may be f itself; any other overlap of f with an output is refused. */
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, tf, tnone, tgy, tr, tnone, tf, NULL, NULL, NULL, gl, 0), DP_OK);
+    float *big = zeros(n + 1);
+    assert_int_equal(dp_backward_norm_ls(&p, sh, &nm, dp_tensor_dense(big + 1, DP_F32, sh), tnone, tgy, tr, tnone,
+                                         dp_tensor_dense(big, DP_F32, sh), NULL, NULL, NULL, gl, 0),
+                     DP_ERR_OVERLAP);
+    free(gl), free(big);
+  }
   /* The subset backward's rows outside the subset use dp_backward_ls's kernels, which
    * every dtype combination has: a bf16 call runs. */
   nm.ls_gamma = ls;

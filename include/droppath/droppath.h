@@ -273,7 +273,9 @@ DP_API dp_status dp_backward(const dp_params *params, dp_shape shape, dp_tensor 
  * grad_out, grad_gamma_d (+)= the sum over kept rows of gs*f.
  *
  * grad_gamma's summation order, fixed by the shape alone (never by threads
- * or ISA, so the bits are the same for any thread count and on every ISA):
+ * or ISA, so the bits are the same for any thread count and on every ISA);
+ * every per-channel parameter gradient of the library is summed in it (the
+ * fused norm's grad_gamma, grad_beta and grad_ls_gamma too, over all rows):
  * rows r = b*T + t (b-major, whatever the tensors' layout) are cut into
  * groups of P consecutive rows, with R = B*T,
  *   M = min(64, max(1, floor(2^22 / D)))          most groups
@@ -456,7 +458,7 @@ typedef enum dp_norm_kind {
 
 /** Flag of dp_backward_norm, beside DP_BWD_ACCUMULATE_GRAD_F and _X. */
 enum {
-  DP_NORM_ACCUMULATE_GRAD_PARAMS = 1u << 2 /**< grad_gamma += ..., grad_beta += ... (else =) */
+  DP_NORM_ACCUMULATE_GRAD_PARAMS = 1u << 2 /**< grad_gamma, grad_beta (and grad_ls_gamma) += the sums (else =) */
 };
 
 /**
@@ -552,18 +554,19 @@ DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, cons
  *   grad_x = grad_r        (DP_BWD_ACCUMULATE_GRAD_X: grad_x += grad_r; NULL data: not written)
  *   grad_f = m*s*grad_r    (DP_BWD_ACCUMULATE_GRAD_F: +=; dropped samples +0, or untouched);
  *            with norm->ls_gamma (grad_r*s)*ls_gamma, dp_backward_ls's grad_f on grad_r
- *            (the gradient of ls_gamma itself is not computed: dp_backward_ls on grad_r gives it)
+ *            (dp_backward_norm_ls also gives the gradient of ls_gamma)
  *   grad_gamma = sum over rows of grad_y*xhat, grad_beta = sum of grad_y (each NULL: not
- *   computed; DP_NORM_ACCUMULATE_GRAD_PARAMS: +=)
+ *   computed; DP_NORM_ACCUMULATE_GRAD_PARAMS: +=; no rows: +0)
  * with xhat = (r - mean)*rstd from the forward's r (as stored) and its saved
  * norm->mean (LayerNorm) and norm->rstd, which are required.  norm_backward:
  * g = grad_y*gamma, ((g - mean(g)) - xhat*mean(g*xhat))*rstd (RMSNorm:
  * without the mean(g) term), row means in the forward's 16-lane order.
  * The mask comes from scales (B floats) or, when NULL, is regenerated from
  * params exactly as dp_forward_norm drew it.
- * Deterministic: grad_gamma and grad_beta are summed in f32 over groups of
- * G = max(8, ceil(B*T/64)) consecutive rows k = b*T + t (each group from +0
- * in row order), then over the groups in order: the groups depend only on
+ * Deterministic: grad_gamma and grad_beta are summed in f32 in the fixed
+ * order of the LayerScale section ("grad_gamma's summation order": groups of
+ * P consecutive rows k = b*T + t, each from +0 in row order, then the groups
+ * in order; here every row adds, dropped or not): the groups depend only on
  * the shape, so the sums are the same bits for any thread count and ISA.
  * grad_f may be exactly grad_y, grad_x exactly grad_r_in; any other overlap
  * of an output is DP_ERR_OVERLAP.  dtypes: grad_x, r, grad_r_in have X;
@@ -576,6 +579,28 @@ DP_API dp_status dp_inference_norm(const dp_params *params, dp_shape shape, cons
 DP_API dp_status dp_backward_norm(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
                                   dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in,
                                   const float *scales, float *grad_gamma, float *grad_beta, uint32_t flags);
+
+/**
+ * dp_backward_norm that also gives LayerScale's parameter gradient, in the
+ * same pass:
+ *   grad_ls_gamma (+)= sum over kept rows of (grad_r*s)*f
+ * bit for bit dp_backward_ls's grad_gamma on grad_out = grad_r (as stored,
+ * rounded to X) with the same f, mask and norm->ls_gamma: its order (the
+ * LayerScale section's groups, dropped rows skipped, f never read for them)
+ * and its accumulation (DP_NORM_ACCUMULATE_GRAD_PARAMS: +=, as
+ * DP_BWD_ACCUMULATE_GRAD_GAMMA there; no rows: +0).  f is the branch output
+ * the forward joined (dp_forward_norm's f: type F, a layout of its own);
+ * grad_f may be exactly f.  grad_ls_gamma NULL: dp_backward_norm itself, and
+ * f may then have NULL data (it is not read).  Checks as dp_backward_norm,
+ * plus: grad_ls_gamma without norm->ls_gamma is DP_ERR_BAD_ARGUMENT (after
+ * the norm); f among the tensors (after grad_r_in), required with
+ * grad_ls_gamma; grad_ls_gamma among the arrays (after grad_beta),
+ * overlapping nothing.  Everything else is dp_backward_norm's, bit for bit.
+ */
+DP_API dp_status dp_backward_norm_ls(const dp_params *params, dp_shape shape, const dp_norm *norm, dp_tensor grad_f,
+                                     dp_tensor grad_x, dp_tensor grad_y, dp_tensor r, dp_tensor grad_r_in,
+                                     dp_tensor f, const float *scales, float *grad_gamma, float *grad_beta,
+                                     float *grad_ls_gamma, uint32_t flags);
 
 /**
  * Backward of dp_forward_norm_subset: grad_y_kept is compact (sample i is
@@ -611,6 +636,23 @@ DP_API dp_status dp_backward_norm_subset(const dp_params *params, dp_shape shape
                                          dp_tensor grad_r_in, size_t next_kept_count,
                                          const size_t *next_kept_indices, const float *scales, float *grad_gamma,
                                          float *grad_beta, uint32_t flags);
+
+/**
+ * dp_backward_norm_subset with LayerScale's parameter gradient, as
+ * dp_backward_norm_ls: grad_ls_gamma (+)= the sum over kept rows of
+ * (grad_r*s)*f in dp_backward_ls's order, grad_r being grad_r_in outside
+ * the subset.  A row outside the subset without grad_r_in (NULL data) has no
+ * gradient and adds nothing (f is not read there: the same bits as
+ * dp_backward_ls on the +0 grad_r whenever f is finite on those rows).
+ * Arguments as dp_backward_norm_subset plus f (after grad_r_in) and
+ * grad_ls_gamma (after grad_beta), checked as in dp_backward_norm_ls.
+ */
+DP_API dp_status dp_backward_norm_subset_ls(const dp_params *params, dp_shape shape, const dp_norm *norm,
+                                            dp_tensor grad_f, dp_tensor grad_x, dp_tensor grad_y_kept, dp_tensor r,
+                                            dp_tensor grad_r_in, dp_tensor f, size_t next_kept_count,
+                                            const size_t *next_kept_indices, const float *scales,
+                                            float *grad_gamma, float *grad_beta, float *grad_ls_gamma,
+                                            uint32_t flags);
 
 /* ---------------------------------------------------------------- dispatch and threads */
 

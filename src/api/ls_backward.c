@@ -9,26 +9,11 @@
 #include "core/compactwalk.h"
 #include "core/dtype.h"
 
-#define LS_GROUP_ELEMS ((size_t)1 << 16)   /* a group is at least this many elements ... */
-#define LS_MAX_GROUPS ((size_t)64)         /* ... there are at most this many ... */
-#define LS_MAX_PARTIALS ((size_t)1 << 22)  /* ... and their partial sums hold at most this many floats */
 #define LS_STACK_PARTIALS 1024
-
-static dp_ls_groups ls_groups_of(size_t rows, size_t D) {
-  dp_ls_groups g = {1, 0};
-  if (rows == 0 || D == 0) return g;
-  size_t max_groups = LS_MAX_PARTIALS / D;
-  if (max_groups < 1) max_groups = 1;
-  if (max_groups > LS_MAX_GROUPS) max_groups = LS_MAX_GROUPS;
-  const size_t by_size = (LS_GROUP_ELEMS + D - 1) / D, by_count = (rows + max_groups - 1) / max_groups;
-  g.per = by_size > by_count ? by_size : by_count;
-  g.count = (rows + g.per - 1) / g.per;
-  return g;
-}
 
 void dp_ls_bwd_init(dp_ls_bwd_job *lj, const dp_shape *shape, const float *gamma) {
   dp_job_init(&lj->j, shape);
-  lj->groups = ls_groups_of(lj->j.B * lj->j.T, lj->j.D);
+  lj->groups = dp_param_groups_of(lj->j.B * lj->j.T, lj->j.D);
   lj->f.p = NULL;
   lj->gamma = gamma;
   lj->partials = NULL;

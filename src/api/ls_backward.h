@@ -13,14 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/param_groups.h"
 #include "core/rowwalk.h"
 #include "droppath/droppath.h"
-
-/* The fixed reduction order of grad_gamma: rows r = b*T + t in groups of
- * `per` consecutive rows, as many groups as `count`. */
-typedef struct dp_ls_groups {
-  size_t per, count;
-} dp_ls_groups;
 
 /* The job plus what the walk of groups needs beyond three roles. */
 typedef struct dp_ls_bwd_job {
@@ -28,7 +23,7 @@ typedef struct dp_ls_bwd_job {
   dp_rowptr f;       /* absent (p NULL) when grad_gamma is not asked for */
   const float *gamma;
   float *partials;   /* set by dp_ls_bwd_run */
-  dp_ls_groups groups;
+  dp_param_groups groups; /* grad_gamma's fixed reduction order (param_groups.h) */
   /* Compaction: NULL idx, or grad_f and f are compact, sample i of them
    * being sample idx[i] (ascending, `kept` of them) of scale s; every
    * other sample is dropped. j's scales are then not read. */

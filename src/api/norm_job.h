@@ -30,7 +30,7 @@
  * re-read r or recompute it (the same bits). */
 #define DP_NORM_TMP 4096
 
-#define DP_NORM_MAX_ROLES 5
+#define DP_NORM_MAX_ROLES 6
 
 typedef struct dp_norm_job {
   dp_job j; /* first: dp_run_job's range function gets &j */
@@ -40,7 +40,7 @@ typedef struct dp_norm_job {
   float *mean_out, *rstd_out;     /* forward: where they go */
   dp_kernel_fn fn;
   unsigned stream_mode; /* kernel mode bits added when the walk streams */
-  float *partials;      /* backward: per-group grad_gamma and grad_beta partials */
+  float *partials;      /* backward: per-group partials of grad_gamma, grad_beta, grad_ls_gamma (3*D each) */
   size_t group_rows, groups;
   const size_t *sub_idx; /* the output subset's samples, ascending; NULL: no subset (y has every sample) */
   size_t sub_kept;       /* their count */

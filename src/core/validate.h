@@ -59,8 +59,8 @@ static inline dp_status dp_rows_of(const dp_shape *shape, size_t *rows) {
 
 /* ---- role tables */
 
-#define DP_MAX_TENSORS 5
-#define DP_MAX_ARRAYS 8
+#define DP_MAX_TENSORS 6
+#define DP_MAX_ARRAYS 9
 
 /* The dtype class of a tensor role: the residual-stream type X or the branch type F. */
 enum { DP_CLASS_X, DP_CLASS_F };

@@ -29,8 +29,8 @@ struct dp_norm_kargs; /* the norm families' row constants: kernels/norm/norm_kar
     (void *y, void *r, const void *x, const void *f, float s, size_t n, const struct dp_norm_kargs *a, \
      float *tmp, float *stats))                                                                   \
   X(ctx, nbwd, DP_COMBOS_ALL,                                                                     \
-    (void *gx, void *gf, const void *gy, const void *r, const void *gin, float s, size_t n,       \
-     const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb)) \
+    (void *gx, void *gf, const void *gy, const void *r, const void *gin, const void *f, float s, size_t n, \
+     const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb, float *pl))          \
   X(ctx, fwdls, DP_COMBOS_ALL,                                                                    \
     (void *out, const void *x, const void *f, const float *gamma, size_t d, float s, size_t n, int stream)) \
   X(ctx, bwdls, DP_COMBOS_ALL,                                                                    \

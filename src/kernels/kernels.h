@@ -33,7 +33,8 @@
  *            as nfwd wrote them: gr = norm_backward(gy) (+ gin when not NULL) rounded to X;
  *            gx = gr (DP_KBWD_ACC_X: gx + gr; NULL: not written); gf = s*gr (DP_KBWD_ACC_F:
  *            gf + s*gr), and for s == 0 +0 (DP_KBWD_ACC_F: untouched); pg[i] += gy*xhat and
- *            pb[i] += gy unless NULL. gf may equal gy exactly, gx gin.
+ *            pb[i] += gy unless NULL; pl[i] += (s*gr)*f[i] (LayerScale's gradient; f: F) when
+ *            pl is not NULL and s != 0 (f is read only then). gf may equal gy or f exactly, gx gin.
  *   fwdls  LayerScale join over n/d whole rows of d elements (n a multiple of d;
  *          gamma: d floats, element i of a row uses gamma[i]):
  *            out = x + ((gamma*f)*s)  three roundings in that order, no FMA

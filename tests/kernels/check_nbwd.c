@@ -1,7 +1,8 @@
 /* nbwd: the residual join + norm backward of one row (kernels.h,
  * kernels/norm/norm_kargs.h). Cases of its own, as nfwd's: LayerNorm/RMSNorm,
  * gamma, grad_r_in, gx present, accumulating gx and gf, dropped rows,
- * gf == gy and gx == gin in place, partials, streaming; every length to 80
+ * gf == gy, gf == f and gx == gin in place, partials (LayerScale's pl with
+ * f too), streaming; every length to 80
  * and long rows; buffers against the fences and misaligned. */
 #include <math.h>
 #include <stdio.h>
@@ -11,14 +12,14 @@
 #include "harness.h"
 #include "kernels/norm/norm_kargs.h"
 
-enum { SGX, SGF, SGY, SR, SGIN, SGAMMA, SPG, SPB, SLS, NSLOTS };
-static const char *const slot_names[NSLOTS] = {"gx", "gf", "gy", "r", "gin", "gamma", "pg", "pb", "ls"};
+enum { SGX, SGF, SGY, SR, SGIN, SGAMMA, SPG, SPB, SLS, SF, SPL, NSLOTS };
+static const char *const slot_names[NSLOTS] = {"gx", "gf", "gy", "r", "gin", "gamma", "pg", "pb", "ls", "f", "pl"};
 _Static_assert(NSLOTS <= KT_NROLES, "the harness holds every buffer");
 
 typedef struct bcase {
   size_t n;
   float s, mean, rstd;
-  int rms, gamma, ls, gin, gx, acc_x, acc_f, gf_is_gy, gx_is_gin, partials;
+  int rms, gamma, ls, gin, gx, acc_x, acc_f, gf_is_gy, gf_is_f, gx_is_gin, partials, ls_partials;
   unsigned stream; /* DP_KNORM_STREAM_* */
   size_t off[NSLOTS];
   int place, specials;
@@ -33,10 +34,11 @@ static float lane_sum(float lanes[16]) {
 }
 
 /* The contract for f32 written out on its own. */
-static void formula_nbwd_f32(void *gx_, void *gf_, const void *gy_, const void *r_, const void *gin_, float s,
-                             size_t n, const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb) {
+static void formula_nbwd_f32(void *gx_, void *gf_, const void *gy_, const void *r_, const void *gin_, const void *f_,
+                             float s, size_t n, const struct dp_norm_kargs *a, const float *stats, float *pg, float *pb,
+                             float *pl) {
   float *gx = (float *)gx_, *gf = (float *)gf_;
-  const float *gy = (const float *)gy_, *r = (const float *)r_, *gin = (const float *)gin_;
+  const float *gy = (const float *)gy_, *r = (const float *)r_, *gin = (const float *)gin_, *f = (const float *)f_;
   const int rms = (a->mode & DP_KNORM_RMS) != 0;
   const float mean = rms ? 0.0f : stats[0], rstd = stats[1];
   float lg[16], lgx[16];
@@ -57,6 +59,7 @@ static void formula_nbwd_f32(void *gx_, void *gf_, const void *gy_, const void *
     const float gr = gin ? gin[i] + gn : gn;
     if (gx) gx[i] = kt_canon_f32((a->mode & DP_KBWD_ACC_X) ? gx[i] + gr : gr);
     const float sg = a->ls ? (s * gr) * a->ls[i] : s * gr;
+    if (pl && s != 0.0f) pl[i] = kt_canon_f32(pl[i] + (s * gr) * f[i]); /* f before gf: gf may be f */
     if (s != 0.0f) gf[i] = kt_canon_f32((a->mode & DP_KBWD_ACC_F) ? gf[i] + sg : sg);
     else if (!(a->mode & DP_KBWD_ACC_F)) gf[i] = 0.0f;
   }
@@ -74,7 +77,7 @@ static int combo_f(dp_combo c) {
 }
 
 static int slot_dtype(dp_combo c, int slot) {
-  if (slot == SGF || slot == SGY) return combo_f(c);
+  if (slot == SGF || slot == SGY || slot == SF) return combo_f(c);
   if (slot == SGX || slot == SR || slot == SGIN) return combo_x(c);
   return DP_F32;
 }
@@ -82,12 +85,14 @@ static int slot_dtype(dp_combo c, int slot) {
 static int slot_present(const bcase *k, int slot) {
   switch (slot) {
     case SGX: return k->gx && !k->gx_is_gin;
-    case SGF: return !k->gf_is_gy;
+    case SGF: return !k->gf_is_gy && !k->gf_is_f;
     case SGIN: return k->gin;
     case SGAMMA: return k->gamma;
     case SLS: return k->ls;
     case SPG:
     case SPB: return k->partials;
+    case SF: return k->ls_partials; /* read for pl only */
+    case SPL: return k->ls_partials;
     default: return 1;
   }
 }
@@ -96,11 +101,11 @@ static void describe(char *buf, size_t len, const kt_runner *ru, const void *c_)
   const bcase *k = (const bcase *)c_;
   (void)ru;
   int w = snprintf(buf, len,
-                   "n=%zu %s s=%.9g mean=%.9g rstd=%.9g gamma=%d ls=%d gin=%d gx=%s acc_x=%d acc_f=%d gf=%s partials=%d "
+                   "n=%zu %s s=%.9g mean=%.9g rstd=%.9g gamma=%d ls=%d gin=%d gx=%s acc_x=%d acc_f=%d gf=%s partials=%d pl=%d "
                    "stream=%s%s %s off(",
                    k->n, k->rms ? "rms" : "layer", (double)k->s, (double)k->mean, (double)k->rstd, k->gamma, k->ls, k->gin,
-                   !k->gx ? "NULL" : k->gx_is_gin ? "gin" : "own", k->acc_x, k->acc_f, k->gf_is_gy ? "gy" : "own",
-                   k->partials, (k->stream & DP_KNORM_STREAM_Y) ? "gf" : "", (k->stream & DP_KNORM_STREAM_R) ? "gx" : "",
+                   !k->gx ? "NULL" : k->gx_is_gin ? "gin" : "own", k->acc_x, k->acc_f,
+                   k->gf_is_gy ? "gy" : k->gf_is_f ? "f" : "own", k->partials, k->ls_partials, (k->stream & DP_KNORM_STREAM_Y) ? "gf" : "", (k->stream & DP_KNORM_STREAM_R) ? "gx" : "",
                    kt_place_name(k->place));
   for (int sl = 0; sl < NSLOTS; sl++)
     if (slot_present(k, sl)) w += snprintf(buf + w, len - (size_t)w, "%s=%zu ", slot_names[sl], k->off[sl]);
@@ -148,9 +153,9 @@ static void call(const dp_kernel_info *fn, unsigned char *const p[NSLOTS], const
            (k->acc_f ? (unsigned)DP_KBWD_ACC_F : 0u) | k->stream;
   const float stats[2] = {k->mean, k->rstd};
   void *gx = !k->gx ? NULL : k->gx_is_gin ? p[SGIN] : p[SGX];
-  void *gf = k->gf_is_gy ? p[SGY] : p[SGF];
-  fn->fn.nbwd(gx, gf, p[SGY], p[SR], p[SGIN], k->s, k->n, &a, stats, (float *)(void *)p[SPG],
-              (float *)(void *)p[SPB]);
+  void *gf = k->gf_is_gy ? p[SGY] : k->gf_is_f ? p[SF] : p[SGF];
+  fn->fn.nbwd(gx, gf, p[SGY], p[SR], p[SGIN], p[SF], k->s, k->n, &a, stats, (float *)(void *)p[SPG],
+              (float *)(void *)p[SPB], (float *)(void *)p[SPL]);
 }
 
 static int run_case(kt_runner *ru, const bcase *k) {
@@ -167,7 +172,8 @@ static int run_case(kt_runner *ru, const bcase *k) {
       p[set][sl] = b[set][sl].data;
     }
     /* Everything is read by some variant (gx and gf when accumulating). */
-    kt_fill(&ru->rng, b[0][sl].data, k->n, slot_dtype(c, sl), sl == SGAMMA || sl >= SPG ? 0 : k->specials);
+    kt_fill(&ru->rng, b[0][sl].data, k->n, slot_dtype(c, sl),
+            sl == SGAMMA || sl == SLS || sl == SPG || sl == SPB || sl == SPL ? 0 : k->specials);
     memcpy(b[1][sl].data, b[0][sl].data, bytes);
   }
   kt_running(ru, ru->ref, k);
@@ -198,6 +204,8 @@ static void random_case(kt_runner *ru, bcase *k, size_t n) {
   k->gf_is_gy = (tu_next(r) & 3) == 0 && dp_combo_x_size(ru->k->combo) == dp_combo_f_size(ru->k->combo);
   k->gx_is_gin = k->gx && k->gin && (tu_next(r) & 3) == 0;
   k->partials = (tu_next(r) & 3) != 0;
+  k->ls_partials = (tu_next(r) & 1) != 0;
+  k->gf_is_f = !k->gf_is_gy && k->ls_partials && (tu_next(r) & 3) == 0;
   k->stream = (unsigned)(tu_next(r) & 3) * DP_KNORM_STREAM_Y & (DP_KNORM_STREAM_Y | DP_KNORM_STREAM_R);
   for (int sl = 0; sl < NSLOTS; sl++) {
     const size_t es = tu_dtype_size(slot_dtype(ru->k->combo, sl));
@@ -230,8 +238,8 @@ static int run(kt_runner *ru) {
     for (int place = KT_PLACE_FENCE_HEAD; place <= KT_PLACE_FENCE_TAIL; place++) {
       random_case(ru, &k, n);
       k.place = place;
-      k.gx = k.gin = k.gamma = k.ls = k.partials = 1;
-      k.gx_is_gin = k.gf_is_gy = 0;
+      k.gx = k.gin = k.gamma = k.ls = k.partials = k.ls_partials = 1;
+      k.gx_is_gin = k.gf_is_gy = k.gf_is_f = 0;
       memset(k.off, 0, sizeof k.off);
       RUN(k);
     }
@@ -292,8 +300,8 @@ static void bench_calls(const dp_kernel_info *k, kt_bench_args *a, size_t iters)
   const size_t n = a->n;
   /* gx over gin (in place), as a training step's residual gradient runs. */
   for (size_t i = 0; i < iters; i++)
-    fn(a->buf[KT_BUF_T], a->buf[KT_BUF_O], a->buf[KT_BUF_F], a->buf[KT_BUF_X], a->buf[KT_BUF_T], s, n, &ka, stats,
-       NULL, NULL);
+    fn(a->buf[KT_BUF_T], a->buf[KT_BUF_O], a->buf[KT_BUF_F], a->buf[KT_BUF_X], a->buf[KT_BUF_T], NULL, s, n, &ka,
+       stats, NULL, NULL, NULL);
 }
 
 const kt_family kt_family_nbwd = {

@@ -29,7 +29,7 @@
 extern "C" {
 #endif
 
-#define KT_NROLES 9 /* buffers a kernel takes, at most (the norm families: elements, gamma, beta, ls, scratch) */
+#define KT_NROLES 11 /* buffers a kernel takes, at most (nbwd: 6 row buffers, gamma, ls and 3 partials) */
 #define KT_MAX_VARIANTS 48
 #define KT_MAX_N ((size_t)16384 + 64) /* elements of the largest case (the streaming sweep) */
 

@@ -24,8 +24,9 @@ DP_ALWAYS_INLINE void nbwd_vec_xg(const void *gy, const void *r, size_t j, hv nm
   *g = gamma ? hv_mul(*gyv, hv_load(gamma, j, DP_T_F32, 0)) : *gyv;
 }
 
-DP_ALWAYS_INLINE void nbwd_run(void *gx, void *gf, const void *gy, const void *r, const void *gin, float s, size_t n,
-                               const dp_norm_kargs *a, const float *stats, float *pg, float *pb, int tx, int tf) {
+DP_ALWAYS_INLINE void nbwd_run(void *gx, void *gf, const void *gy, const void *r, const void *gin, const void *f,
+                               float s, size_t n, const dp_norm_kargs *a, const float *stats, float *pg, float *pb,
+                               float *pl, int tx, int tf) {
   const size_t W = HV_LANES(0), nb = n / DP_NORM_LANES * DP_NORM_LANES;
   const int rms = (a->mode & DP_KNORM_RMS) != 0;
   const int acc_x = (a->mode & DP_KBWD_ACC_X) != 0, acc_f = (a->mode & DP_KBWD_ACC_F) != 0;
@@ -72,20 +73,22 @@ DP_ALWAYS_INLINE void nbwd_run(void *gx, void *gf, const void *gy, const void *r
       else if (gx) hv_store_raw(gx, j, raw, tx, 0, ntx);
     }
     if (s != 0.0f) {
-      const hv sg = a->ls ? hv_mul(hv_mul(vs, gr), hv_load(a->ls, j, DP_T_F32, 0)) : hv_mul(vs, gr);
+      const hv gs = hv_mul(vs, gr), sg = a->ls ? hv_mul(gs, hv_load(a->ls, j, DP_T_F32, 0)) : gs;
+      /* f before gf is stored: gf may be f */
+      if (pl) hv_store(pl, j, hv_add(hv_load(pl, j, DP_T_F32, 0), hv_mul(gs, hv_load(f, j, tf, 0))), DP_T_F32, 0, 0);
       hv_store(gf, j, acc_f ? hv_add(hv_load(gf, j, tf, 0), sg) : sg, tf, 0, ntf);
     } else if (!acc_f) {
       hv_store(gf, j, zero, tf, 0, ntf);
     }
   }
-  dp_nbwd_pass2(gx, gf, gy, r, gin, s, nb, n, &w, a, tx, tf);
+  dp_nbwd_pass2(gx, gf, gy, r, gin, f, s, nb, n, &w, a, pl, tx, tf);
 }
 
 #define DP_NBWD_ENTRY_(isa, combo, id, xt, ft)                                                                   \
   void DP_KERNEL_NAME(nbwd, combo, isa)(void *gx, void *gf, const void *gy, const void *r, const void *gin,     \
-                                        float s, size_t n, const struct dp_norm_kargs *a, const float *stats,   \
-                                        float *pg, float *pb) {                                                 \
-    nbwd_run(gx, gf, gy, r, gin, s, n, a, stats, pg, pb, xt, ft);                                               \
+                                        const void *f, float s, size_t n, const struct dp_norm_kargs *a,        \
+                                        const float *stats, float *pg, float *pb, float *pl) {                  \
+    nbwd_run(gx, gf, gy, r, gin, f, s, n, a, stats, pg, pb, pl, xt, ft);                                        \
   }
 DP_COMBOS_ALL(DP_NBWD_ENTRY_, DP_ISA)
 #undef DP_NBWD_ENTRY_

@@ -126,9 +126,11 @@ static inline void dp_nbwd_pass1(const void *gy, const void *r, size_t i0, size_
 
 /* Pass 2 over [i0, n): gr = ((g - mg) - xhat*mgx)*rstd (+ gin) rounded to X;
  * gx = gr or gx + gr; gf = s*gr or gf + s*gr (times ls[i] first when ls), a dropped row's (s == 0) +0 or
- * untouched. Each element is read before it is written: gf may be gy, gx gin. */
-static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void *r, const void *gin, float s,
-                                 size_t i0, size_t n, const dp_nbwd_row *w, const dp_norm_kargs *a, int tx, int tf) {
+ * untouched; pl (unless NULL; kept rows only) += (s*gr)*f. Each element is read before it is
+ * written: gf may be gy or f, gx gin. */
+static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void *r, const void *gin, const void *f,
+                                 float s, size_t i0, size_t n, const dp_nbwd_row *w, const dp_norm_kargs *a,
+                                 float *pl, int tx, int tf) {
   for (size_t i = i0; i < n; i++) {
     const float gyv = dp_load_elem(gy, i, tf);
     const float xh = (dp_load_elem(r, i, tx) - w->mean) * w->rstd;
@@ -141,7 +143,8 @@ static inline void dp_nbwd_pass2(void *gx, void *gf, const void *gy, const void 
       else dp_norm_store_rounded(gx, i, gr, bits, tx);
     }
     if (s != 0.0f) {
-      const float sg = a->ls ? (s * gr) * a->ls[i] : s * gr;
+      const float gs = s * gr, sg = a->ls ? gs * a->ls[i] : gs;
+      if (pl) pl[i] = dp_f32_canon(pl[i] + gs * dp_load_elem(f, i, tf));
       dp_store_result(gf, i, (a->mode & DP_KBWD_ACC_F) ? dp_load_elem(gf, i, tf) + sg : sg, tf);
     } else if (!(a->mode & DP_KBWD_ACC_F)) {
       dp_store_result(gf, i, 0.0f, tf);
