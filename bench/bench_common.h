@@ -58,9 +58,10 @@ dp_isa best_isa();
 
 // Buffer pool: a few big arrays shared by all benchmarks so the large
 // shapes are allocated and first-touched once.  X and F hold inputs, O and
-// T outputs; a benchmark that writes X or F marks them dirty and the next
+// T outputs, E a second branch-like input (F's values; allocated by its first
+// user only); a benchmark that writes X, F or E marks them dirty and the next
 // user refills them, so values never drift to inf/NaN across benchmarks.
-enum Slot { kX = 0, kF = 1, kO = 2, kT = 3, kSlots = 4 };
+enum Slot { kX = 0, kF = 1, kO = 2, kT = 3, kE = 4, kSlots = 5 };
 void pool_reserve(size_t elems);  // before the first pool_get
 float *pool_get(Slot slot, size_t elems);
 // The same arrays holding elems values of dtype (the pool's values, rounded).

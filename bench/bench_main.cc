@@ -141,7 +141,7 @@ Pool g_pool;
 // Inputs stay normal numbers in every element type under every operation
 // the benches repeat (scales are >= 1), so no run ever pays for subnormals.
 float value(Slot slot, ptrdiff_t i) {
-  return slot == kX ? 1.0f + float(i & 7) * 0.125f : slot == kF ? 1e-3f * float(1 + (i & 3)) : 0.0f;
+  return slot == kX ? 1.0f + float(i & 7) * 0.125f : slot == kF || slot == kE ? 1e-3f * float(1 + (i & 3)) : 0.0f;
 }
 
 void fill(Slot slot, void *p, size_t n, dp_dtype dtype) {
