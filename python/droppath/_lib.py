@@ -127,9 +127,10 @@ _SIGNATURES = {
     "dp_set_num_threads": (_status, [ctypes.c_int]),
 }
 
-# Bound when the library has them: sample compaction was added while the
-# version stayed 0.1.0, so a 0.1.0 library may lack it; such a library still
-# serves every other call, and compaction says what is missing (compact_function).
+# Bound when the library has them: sample compaction and LayerScale's gradient
+# in the fused norm were added while the version stayed 0.1.0, so a 0.1.0
+# library may lack them; such a library still serves every other call, and
+# the feature that needs one says what is missing (optional_function).
 _size_p = ctypes.c_void_p  # size_t arrays, passed as a tensor's data pointer
 _OPTIONAL_SIGNATURES = {
     "dp_compact_gather": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
@@ -140,6 +141,19 @@ _OPTIONAL_SIGNATURES = {
                                       TensorView, ctypes.c_size_t, _size_p, ctypes.c_uint32]),
     "dp_compact_scatter_add": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
                                          ctypes.c_size_t, _size_p]),
+    # The subset forms (dp_*_norm_subset*) are not called by the package: not bound.
+    # (params, shape, norm, grad_f, grad_x, grad_y, r, grad_r_in, f, scales, grad_gamma,
+    #  grad_beta, grad_ls_gamma, flags)
+    "dp_backward_norm_ls": (_status, [ctypes.POINTER(Params), Shape, ctypes.POINTER(Norm),
+                                      TensorView, TensorView, TensorView, TensorView, TensorView,
+                                      TensorView, ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32]),
+}
+# What a library without the optional symbol predates, for the error message.
+_OPTIONAL_FEATURES = {
+    "dp_compact_gather": "sample compaction", "dp_compact_forward": "sample compaction",
+    "dp_compact_backward": "sample compaction", "dp_compact_scatter_add": "sample compaction",
+    "dp_backward_norm_ls": "LayerScale in the fused residual + norm",
 }
 
 
@@ -244,15 +258,30 @@ def library_path():
     return _loaded[1]
 
 
-def compact_function(name):
-    """A sample-compaction entry point, or LibraryNotFoundError when the loaded
-    library predates it."""
+def optional_function(name):
+    """An entry point of _OPTIONAL_SIGNATURES, or LibraryNotFoundError naming the
+    feature when the loaded library predates it."""
     fn = getattr(lib(), name, None)
     if fn is None:
         raise LibraryNotFoundError(
-            "%s has no %s: it predates sample compaction; build libdroppath from a source tree "
-            "that has it (README \"Building and installing\")" % (library_path(), name))
+            "%s has no %s: it predates %s; build libdroppath from a source tree that has it "
+            "(README \"Building and installing\")" % (library_path(), name,
+                                                      _OPTIONAL_FEATURES[name]))
     return fn
+
+
+def compact_function(name):
+    """A sample-compaction entry point (optional_function)."""
+    return optional_function(name)
+
+
+def norm_ls_function():
+    """dp_backward_norm_ls, or LibraryNotFoundError.  Every use of LayerScale in the
+    fused norm asks for it, the forward too: dp_norm.ls_gamma came into the
+    library before dp_backward_norm_ls, but a library older than both would
+    ignore the field and join without LayerScale, silently; one that has
+    dp_backward_norm_ls honours it."""
+    return optional_function("dp_backward_norm_ls")
 
 
 def check(function, status):
