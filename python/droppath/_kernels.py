@@ -254,9 +254,10 @@ def ls_backward(grad_out, f, gamma, scales, branch_dtype, num_threads):
 
 
 # ---------------------------------------------------------------- residual join + norm
-# r = x + m*s*f, y = norm(r)*weight + bias over the last dimension D.
+# r = x + m*s*f (with ls_gamma: x + m*s*(ls_gamma*f)), y = norm(r)*weight + bias
+# over the last dimension D.
 
-def _norm_desc(kind, eps, weight, bias, mean=None, rstd=None):
+def _norm_desc(kind, eps, weight, bias, mean=None, rstd=None, ls_gamma=None):
     """(dp_norm, keep-alive tensors)."""
     nm = _lib.Norm()
     _lib.lib().dp_norm_init(ctypes.byref(nm))
@@ -264,15 +265,19 @@ def _norm_desc(kind, eps, weight, bias, mean=None, rstd=None):
     nm.eps = eps
     w_ptr, w_keep = _f32_ptr(weight)
     b_ptr, b_keep = _f32_ptr(bias)
-    nm.gamma, nm.beta = w_ptr, b_ptr
+    ls_ptr, ls_keep = _f32_ptr(ls_gamma)
+    nm.gamma, nm.beta, nm.ls_gamma = w_ptr, b_ptr, ls_ptr
     nm.mean = None if mean is None else mean.data_ptr()
     nm.rstd = None if rstd is None else rstd.data_ptr()
-    return nm, (w_keep, b_keep)
+    return nm, (w_keep, b_keep, ls_keep)
 
 
-def norm_forward(x, f, weight, bias, kind, eps, params, inference):
+def norm_forward(x, f, weight, bias, kind, eps, params, inference, ls_gamma=None):
     """dp_forward_norm (training) or dp_inference_norm: returns r (x's dtype),
-    y (f's dtype), the B*T row means and rstds (float32) and the scales."""
+    y (f's dtype), the B*T row means and rstds (float32) and the scales.
+    ls_gamma: LayerScale's D factors in the join, or None."""
+    if ls_gamma is not None:
+        _lib.norm_ls_function()  # a library that honours dp_norm.ls_gamma, or a clear error
     batch = x.shape[0]
     scales = fixed_scales(params, batch) if inference else torch.empty(batch, dtype=torch.float32)
     rows = x.numel() // x.shape[-1] if x.numel() else 0
@@ -283,7 +288,7 @@ def norm_forward(x, f, weight, bias, kind, eps, params, inference):
         return torch.empty_like(x), torch.empty_like(x, dtype=f.dtype), mean, rstd, scales
     shape, (x3, f3) = _layout.channel_rows([x, f])
     r3, y3 = _pool.empty_like(x3), _pool.empty_like(x3, f.dtype)
-    nm, keep = _norm_desc(kind, eps, weight, bias, mean, rstd)
+    nm, keep = _norm_desc(kind, eps, weight, bias, mean, rstd, ls_gamma)
     views = (_layout.channel_view(y3), _layout.channel_view(r3), _layout.channel_view(x3),
              _layout.channel_view(f3))
     if inference:
@@ -297,31 +302,44 @@ def norm_forward(x, f, weight, bias, kind, eps, params, inference):
 
 
 def norm_backward(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, want_grad_x,
-                  want_grad_weight, want_grad_bias, num_threads):
-    """dp_backward_norm: (grad_x or None, grad_f, grad_weight or None, grad_bias or
-    None), the parameter gradients float32.  grad_r (the gradient arriving on r)
-    may be None: none."""
+                  want_grad_weight, want_grad_bias, num_threads, ls_gamma=None, f=None):
+    """dp_backward_norm, or with ls_gamma dp_backward_norm_ls: (grad_x or None,
+    grad_f, grad_weight or None, grad_bias or None, grad_ls_gamma or None), the
+    parameter gradients float32.  grad_r (the gradient arriving on r) may be
+    None: none.  f, the forward's branch input, is given (with ls_gamma) when
+    grad_ls_gamma is wanted; it is read for nothing else."""
     dim = r.shape[-1]
+    f = None if ls_gamma is None else f  # grad_ls_gamma needs both
+    fn_name = "dp_backward_norm" if ls_gamma is None else "dp_backward_norm_ls"
+    fn = _lib.lib().dp_backward_norm if ls_gamma is None else _lib.norm_ls_function()
     grad_w = torch.zeros(dim, dtype=torch.float32) if want_grad_weight else None
     grad_b = torch.zeros(dim, dtype=torch.float32) if want_grad_bias else None
+    grad_ls = torch.zeros(dim, dtype=torch.float32) if f is not None else None
     if r.numel() == 0:
         grad_x = _pool.empty_like(r) if want_grad_x else None
-        return grad_x, _pool.empty_like(r, grad_y.dtype), grad_w, grad_b
-    tensors = [grad_y, r] + ([] if grad_r is None else [grad_r])
+        return grad_x, _pool.empty_like(r, grad_y.dtype), grad_w, grad_b, grad_ls
+    # grad_r and f are optional: they go last so that t3's first two are always there.
+    tensors = [grad_y, r] + [t for t in (grad_r, f) if t is not None]
     shape, t3 = _layout.channel_rows(tensors)
     gy3, r3 = t3[0], t3[1]
+    gr3 = None if grad_r is None else t3[2]
+    f3 = None if f is None else t3[-1]
     gf3 = _pool.empty_like(gy3)
     gx3 = _pool.empty_like(r3) if want_grad_x else None
-    nm, keep = _norm_desc(kind, eps, weight, None, mean, rstd)
+    nm, keep = _norm_desc(kind, eps, weight, None, mean, rstd, ls_gamma)
     params = _lib.make_params(0.0, num_threads=num_threads)  # the mask comes from scales
     view_or_null = lambda t, dtype: (_layout.null_view(dtype, dim) if t is None  # noqa: E731
                                      else _layout.channel_view(t))
-    _lib.check("dp_backward_norm", _lib.lib().dp_backward_norm(
-        ctypes.byref(params), shape, ctypes.byref(nm), _layout.channel_view(gf3),
-        view_or_null(gx3, r.dtype), _layout.channel_view(gy3), _layout.channel_view(r3),
-        view_or_null(None if grad_r is None else t3[2], r.dtype), _scales_ptr(scales),
-        None if grad_w is None else ctypes.c_void_p(grad_w.data_ptr()),
-        None if grad_b is None else ctypes.c_void_p(grad_b.data_ptr()), 0))
+    ptr_or_null = lambda t: None if t is None else ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    args = [ctypes.byref(params), shape, ctypes.byref(nm), _layout.channel_view(gf3),
+            view_or_null(gx3, r.dtype), _layout.channel_view(gy3), _layout.channel_view(r3),
+            view_or_null(gr3, r.dtype)]
+    if ls_gamma is not None:  # f after grad_r_in, grad_ls_gamma after grad_beta
+        args.append(view_or_null(f3, grad_y.dtype))
+    args += [_scales_ptr(scales), ptr_or_null(grad_w), ptr_or_null(grad_b)]
+    if ls_gamma is not None:
+        args.append(ptr_or_null(grad_ls))
+    _lib.check(fn_name, fn(*args, 0))
     del keep
     grad_x = None if gx3 is None else gx3.view(r.shape)
-    return grad_x, gf3.view(r.shape), grad_w, grad_b
+    return grad_x, gf3.view(r.shape), grad_w, grad_b, grad_ls

@@ -1,6 +1,8 @@
 """The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add,
 compact_gather,compact_forward,compact_backward,compact_scatter_add}, {forward,inference_add,backward}_ls
-(LayerScale) and {forward,inference,backward}_norm.
+(LayerScale), {forward,inference,backward}_norm and backward_norm_ls (the norm's join with
+LayerScale: forward_norm and inference_norm take it as their optional ls_gamma, dp_norm.ls_gamma
+in C).
 
 Registered through torch.library (torch >= 1.12: ``Library(ns, "DEF")``,
 ``define``, ``impl`` for the CPU key) so they show up to the dispatcher,
@@ -46,17 +48,27 @@ _SCHEMAS = {
                         "bool scale_by_keep, int num_threads) -> (Tensor, Tensor)",
     "backward_ls": "backward_ls(Tensor grad_out, Tensor? f, Tensor gamma, Tensor scales, "
                    "ScalarType branch_dtype, int num_threads) -> (Tensor, Tensor)",
-    # residual join + norm (norm.py): r = x + drop_path(f), y = norm(r)
+    # residual join + norm (norm.py): r = x + drop_path(f), y = norm(r); with ls_gamma
+    # (last, defaulting to None, so calls written before it still work)
+    # r = x + drop_path(ls_gamma * f), whose backward is backward_norm_ls.
     "forward_norm": "forward_norm(Tensor x, Tensor f, Tensor? weight, Tensor? bias, int kind, "
                     "float eps, float drop_prob, int seed, int offset, int sample_base, int mode, "
-                    "bool scale_by_keep, int num_threads) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+                    "bool scale_by_keep, int num_threads, Tensor? ls_gamma=None) "
+                    "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
     "inference_norm": "inference_norm(Tensor x, Tensor f, Tensor? weight, Tensor? bias, int kind, "
-                      "float eps, float drop_prob, bool scale_by_keep, int num_threads) "
-                      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+                      "float eps, float drop_prob, bool scale_by_keep, int num_threads, "
+                      "Tensor? ls_gamma=None) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
     "backward_norm": "backward_norm(Tensor grad_y, Tensor? grad_r, Tensor r, Tensor mean, "
                      "Tensor rstd, Tensor scales, Tensor? weight, int kind, float eps, "
                      "bool grad_x, bool grad_weight, bool grad_bias, int num_threads) "
                      "-> (Tensor, Tensor, Tensor, Tensor)",
+    # f: the forward's branch input when grad_ls_gamma is wanted (else None, and the
+    # last output is empty), as backward_ls's f
+    "backward_norm_ls": "backward_norm_ls(Tensor grad_y, Tensor? grad_r, Tensor r, Tensor? f, "
+                        "Tensor mean, Tensor rstd, Tensor scales, Tensor? weight, "
+                        "Tensor ls_gamma, int kind, float eps, bool grad_x, bool grad_weight, "
+                        "bool grad_bias, int num_threads) "
+                        "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
 }
 
 
@@ -133,20 +145,32 @@ def _backward_ls(grad_out, f, gamma, scales, branch_dtype, num_threads):
 
 
 def _forward_norm(x, f, weight, bias, kind, eps, drop_prob, seed, offset, sample_base, mode,
-                  scale_by_keep, num_threads):
+                  scale_by_keep, num_threads, ls_gamma=None):
     params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
-    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=False)
+    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=False,
+                                 ls_gamma=ls_gamma)
 
 
-def _inference_norm(x, f, weight, bias, kind, eps, drop_prob, scale_by_keep, num_threads):
+def _inference_norm(x, f, weight, bias, kind, eps, drop_prob, scale_by_keep, num_threads,
+                    ls_gamma=None):
     params = _lib.make_params(drop_prob, scale_by_keep=scale_by_keep, num_threads=num_threads)
-    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=True)
+    return _kernels.norm_forward(x, f, weight, bias, kind, eps, params, inference=True,
+                                 ls_gamma=ls_gamma)
 
 
 def _backward_norm(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, grad_x, grad_weight,
                    grad_bias, num_threads):
     out = _kernels.norm_backward(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, grad_x,
                                  grad_weight, grad_bias, num_threads)
+    return tuple(_none() if t is None else t for t in out[:4])
+
+
+def _backward_norm_ls(grad_y, grad_r, r, f, mean, rstd, scales, weight, ls_gamma, kind, eps,
+                      grad_x, grad_weight, grad_bias, num_threads):
+    """(grad_x, grad_f, grad_weight, grad_bias, grad_ls_gamma); f given: grad_ls_gamma
+    asked for."""
+    out = _kernels.norm_backward(grad_y, grad_r, r, mean, rstd, scales, weight, kind, eps, grad_x,
+                                 grad_weight, grad_bias, num_threads, ls_gamma=ls_gamma, f=f)
     return tuple(_none() if t is None else t for t in out)
 
 
@@ -156,7 +180,7 @@ _IMPLS = {"forward": _forward, "drop_path": _drop_path, "backward": _backward,
           "compact_scatter_add": _compact_scatter_add, "forward_ls": _forward_ls,
           "inference_add_ls": _inference_add_ls, "backward_ls": _backward_ls,
           "forward_norm": _forward_norm, "inference_norm": _inference_norm,
-          "backward_norm": _backward_norm}
+          "backward_norm": _backward_norm, "backward_norm_ls": _backward_norm_ls}
 
 
 def _register():
@@ -191,9 +215,11 @@ if REGISTERED:
     forward_norm = torch.ops.droppath.forward_norm
     inference_norm = torch.ops.droppath.inference_norm
     backward_norm = torch.ops.droppath.backward_norm
+    backward_norm_ls = torch.ops.droppath.backward_norm_ls
 else:
     forward, drop_path, backward, inference_add = _forward, _drop_path, _backward, _inference_add
     compact_gather, compact_forward = _compact_gather, _compact_forward
     compact_backward, compact_scatter_add = _compact_backward, _compact_scatter_add
     forward_ls, inference_add_ls, backward_ls = _forward_ls, _inference_add_ls, _backward_ls
     forward_norm, inference_norm, backward_norm = _forward_norm, _inference_norm, _backward_norm
+    backward_norm_ls = _backward_norm_ls
