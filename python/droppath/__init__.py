@@ -25,7 +25,7 @@ from .modules import (DropPath, DropPathBlock, ResidualDropPath, StochasticDepth
                       seed_all, set_sample_base)
 from .norm import ResidualNorm, drop_path_add_norm
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DropPath", "StochasticDepth", "ResidualDropPath", "DropPathBlock", "drop_path",

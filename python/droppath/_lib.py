@@ -128,9 +128,10 @@ _SIGNATURES = {
 }
 
 # Bound when the library has them: sample compaction and LayerScale's gradient
-# in the fused norm were added while the version stayed 0.1.0, so a 0.1.0
-# library may lack them; such a library still serves every other call, and
-# the feature that needs one says what is missing (optional_function).
+# in the fused norm came with 0.2.0 (some builds that still said 0.1.0 had
+# part of them), so a 0.1.0 library may lack them; such a library still serves
+# every other call, and the feature that needs one says what is missing
+# (optional_function).
 _size_p = ctypes.c_void_p  # size_t arrays, passed as a tensor's data pointer
 _OPTIONAL_SIGNATURES = {
     "dp_compact_gather": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
