@@ -91,7 +91,7 @@ DP_ALWAYS_INLINE void bwd_half_run(void *gf, void *gx, const void *g, float s, s
     i = want_nt && fk != K_SET && xk == K_SET ? dp_elem_head(gx, xs, HV_ALIGN)
                                                : dp_elem_head(gf, fs, HV_ALIGN);
 #if HV_MASKED /* a head of halves can be two vectors */
-    for (size_t j = 0, W = HV_LANES(bf); j < i; j += W)
+    for (size_t j = 0, W = HV_LANES(0); j < i; j += W)
       bwd_half_part(gf, gx, g, j, hv_min(i - j, W), s, mode, vs, tx, tf, fk, xk, scalar);
 #else
     if (i) bwd_half_part(gf, gx, g, 0, i, s, mode, vs, tx, tf, fk, xk, scalar);
@@ -100,7 +100,11 @@ DP_ALWAYS_INLINE void bwd_half_run(void *gf, void *gx, const void *g, float s, s
   if (want_nt && fk == K_SET && dp_is_aligned((char *)gf + i * fs, HV_ALIGN)) fk = K_NT;
   if (want_nt && xk == K_SET && dp_is_aligned((char *)gx + i * xs, HV_ALIGN)) xk = K_NT;
   i = bwd_half_loops(gf, gx, g, i, n, vs, tx, tf, fk, xk);
+#if HV_MASKED /* a masked part is at most HV_LANES(0); a pure bf16 tail can be more */
+  for (; i < n; i += HV_LANES(0)) bwd_half_part(gf, gx, g, i, hv_min(n - i, HV_LANES(0)), s, mode, vs, tx, tf, fk, xk, scalar);
+#else
   if (i < n) bwd_half_part(gf, gx, g, i, n - i, s, mode, vs, tx, tf, fk, xk, scalar);
+#endif
 }
 
 #define DP_BWD_HALF_ENTRY_(isa, combo, id, xt, ft)                                                            \

@@ -59,7 +59,7 @@ DP_ALWAYS_INLINE void fwd_half_run(void *out, const void *x, const void *f, floa
   if (HV_ALIGN && n >= hv_step(bf)) {
     i = dp_elem_head(out, xs, HV_ALIGN);
 #if HV_MASKED /* a head of halves can be two vectors */
-    for (size_t j = 0, W = HV_LANES(bf); j < i; j += W)
+    for (size_t j = 0, W = HV_LANES(0); j < i; j += W)
       fwd_half_part(out, x, f, j, hv_min(i - j, W), s, vs, tx, tf, scalar);
 #else
     if (i) fwd_half_part(out, x, f, 0, i, s, vs, tx, tf, scalar);
@@ -71,7 +71,11 @@ DP_ALWAYS_INLINE void fwd_half_run(void *out, const void *x, const void *f, floa
     i = fwd_half_loop(out, x, f, i, n, vs, tx, tf, bf, 1);
   else
     i = fwd_half_loop(out, x, f, i, n, vs, tx, tf, bf, 0);
+#if HV_MASKED /* a masked part is at most HV_LANES(0); a pure bf16 tail can be more */
+  for (; i < n; i += HV_LANES(0)) fwd_half_part(out, x, f, i, hv_min(n - i, HV_LANES(0)), s, vs, tx, tf, scalar);
+#else
   if (i < n) fwd_half_part(out, x, f, i, n - i, s, vs, tx, tf, scalar);
+#endif
 }
 
 #define DP_FWD_HALF_ENTRY_(isa, combo, id, xt, ft)                                                         \

@@ -54,7 +54,7 @@ DP_ALWAYS_INLINE void scale_half_run(void *out, const void *x, float s, size_t n
   if (HV_ALIGN && n >= hv_step(bf)) {
     i = dp_elem_head(out, xs, HV_ALIGN);
 #if HV_MASKED /* a head of halves can be two vectors */
-    for (size_t j = 0, W = HV_LANES(bf); j < i; j += W)
+    for (size_t j = 0, W = HV_LANES(0); j < i; j += W)
       scale_half_part(out, x, j, hv_min(i - j, W), s, vs, t, scalar);
 #else
     if (i) scale_half_part(out, x, 0, i, s, vs, t, scalar);
@@ -66,7 +66,11 @@ DP_ALWAYS_INLINE void scale_half_run(void *out, const void *x, float s, size_t n
     i = scale_half_loop(out, x, i, n, vs, t, bf, 1);
   else
     i = scale_half_loop(out, x, i, n, vs, t, bf, 0);
+#if HV_MASKED /* a masked part is at most HV_LANES(0); a pure bf16 tail can be more */
+  for (; i < n; i += HV_LANES(0)) scale_half_part(out, x, i, hv_min(n - i, HV_LANES(0)), s, vs, t, scalar);
+#else
   if (i < n) scale_half_part(out, x, i, n - i, s, vs, t, scalar);
+#endif
 }
 
 #define DP_SCALE_HALF_ENTRY_(isa, combo, id, xt, ft)                                               \
