@@ -1,6 +1,6 @@
-"""LayerScale in the compacted block: drop_path_block(..., ls_gamma=),
-x + drop_path(gamma * block(x)) with the block run on the kept samples only and the
-LayerScale done in the join.
+"""LayerScale in the compacted block: drop_path_block(..., ls_gamma=) and
+DropPathBlock(..., dim=, ls_init_values=), x + drop_path(gamma * block(x)) with the
+block run on the kept samples only and the LayerScale done in the join.
 
 Against the dense fused LayerScale join, drop_path_add_ls(x, block(x), gamma, ...),
 fed the same mask (exact-k through its autograd function: its public mode takes
@@ -26,7 +26,7 @@ from droppath import _lib
 from droppath import functional as F
 from droppath.layerscale import _LayerScaleJoin
 from reference import assert_bits_equal
-from test_compact import PARAM_RTOL, Recording, _x, assert_params_close, mlp
+from test_compact import Recording, _x, assert_params_close, mlp
 
 HALF_COMBOS = [(torch.bfloat16, torch.bfloat16), (torch.float16, torch.float16),
                (torch.float32, torch.bfloat16), (torch.float32, torch.float16)]
@@ -384,6 +384,77 @@ def test_backward_twice_accumulates():
     assert_bits_equal(gamma.grad, first_gamma + first_gamma)
 
 
+# ---------------------------------------------------------------- the module
+
+def test_module_gamma_is_timms_layerscale_parameter():
+    m = droppath.DropPathBlock(mlp(16), 0.4, mode="exact_k", seed=7, dim=16, ls_init_values=1e-5)
+    assert isinstance(m.gamma, nn.Parameter) and m.gamma.dtype == torch.float32
+    assert_bits_equal(m.gamma.detach(), 1e-5 * torch.ones(16))  # timm: init_values * ones(dim)
+    assert list(m.state_dict())[:3] == ["gamma", "seed", "calls"]
+    assert any(name == "gamma" for name, _ in m.named_parameters())
+    with torch.no_grad():
+        m.gamma.copy_(_gamma(16))  # trained values: both signs, none alike
+    x = _x((12, 64, 16))
+    g = torch.randn(x.shape)
+    for offset in range(3):
+        m.gamma.grad = None
+        out = m(x)
+        want = droppath.drop_path_block(x, m.block, 0.4, seed=7, offset=offset, mode="exact_k",
+                                        ls_gamma=m.gamma)
+        assert_bits_equal(out.detach(), want.detach())
+        out.backward(g)
+        assert_bits_equal(m.gamma.grad, torch.autograd.grad(want, m.gamma, g)[0])
+    assert int(m.calls) == 3
+    m.eval()
+    f = m.block(x)
+    assert_bits_equal(m(x).detach(), droppath.drop_path_add_ls(x, f, m.gamma, 0.4, False).detach())
+    assert int(m.calls) == 3  # eval draws nothing
+    resumed = droppath.DropPathBlock(mlp(16, seed=5), 0.4, mode="exact_k", dim=16,
+                                     ls_init_values=1.0)
+    resumed.load_state_dict(m.state_dict())
+    assert_bits_equal(resumed.gamma.detach(), m.gamma.detach())
+
+
+def test_module_named_as_the_blocks_layerscale_loads_a_timm_checkpoint():
+    """DINOv2/timm: x + drop_path1(ls1(mlp(norm1(x)))).  The module named ls1, given the
+    branch at each call, holds ls1.gamma: a timm state_dict (no seed, no calls) loads."""
+
+    class TimmBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.mlp = nn.LayerNorm(8), mlp(8)[1:]
+            self.ls1 = nn.Module()
+            self.ls1.gamma = nn.Parameter(_gamma(8).detach())
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.mlp = nn.LayerNorm(8), mlp(8, seed=1)[1:]
+            self.ls1 = droppath.DropPathBlock(drop_prob=0.5, seed=4, dim=8, ls_init_values=1e-5)
+
+        def forward(self, x):
+            return self.ls1(x, lambda t: self.mlp(self.norm1(t)))
+
+    timm = TimmBlock()
+    b = Block()
+    b.load_state_dict(timm.state_dict())  # strict: ls1.seed and ls1.calls may be absent
+    assert_bits_equal(b.ls1.gamma.detach(), timm.ls1.gamma.detach())
+    x = _x((16, 64, 8))
+    want = droppath.drop_path_block(x, lambda t: b.mlp(b.norm1(t)), 0.5, seed=4, offset=0,
+                                    ls_gamma=b.ls1.gamma)
+    assert_bits_equal(b(x).detach(), want.detach())
+
+
+def test_module_without_layerscale_is_unchanged():
+    m = droppath.DropPathBlock(nn.Identity(), 0.25, mode="exact_k", dim=8)  # dim alone: unused
+    assert m.gamma is None and "gamma" not in m.state_dict()
+    assert repr(m) == ("DropPathBlock(\n  drop_prob=0.250, mode=exact_k\n"
+                       "  (block): Identity()\n)")
+    with_ls = droppath.DropPathBlock(nn.Identity(), 0.25, dim=8, ls_init_values=0.1)
+    assert repr(with_ls) == ("DropPathBlock(\n  drop_prob=0.250, dim=8, ls_init_values=0.1\n"
+                             "  (block): Identity()\n)")
+
+
 # ---------------------------------------------------------------- operators and errors
 
 def test_operators_are_registered():
@@ -456,6 +527,22 @@ def test_ls_gamma_errors_before_the_block_runs():
                                      ls_gamma=torch.ones(6))
 
 
+def test_module_argument_errors():
+    for bad in (float("nan"), float("inf"), "1e-5", True, torch.ones(3)):
+        with pytest.raises(ValueError, match="ls_init_values must be None or a finite number"):
+            droppath.DropPathBlock(mlp(6), 0.1, dim=6, ls_init_values=bad)
+    with pytest.raises(ValueError, match="ls_init_values needs dim"):
+        droppath.DropPathBlock(mlp(6), 0.1, ls_init_values=1e-5)
+    for dim in (-1, 2.5, True, "6"):
+        with pytest.raises(ValueError, match="dim must be None or a non-negative integer"):
+            droppath.DropPathBlock(mlp(6), 0.1, dim=dim, ls_init_values=1e-5)
+    m = droppath.DropPathBlock(mlp(6), 0.1, dim=8, ls_init_values=1e-5)
+    with pytest.raises(ValueError, match="ls_gamma must be a vector of x.shape\\[-1\\] = 6"):
+        m(torch.randn(4, 6))  # dim given is not x's channel count
+    with pytest.raises(ValueError, match="ls_gamma must be a vector of x.shape\\[-1\\] = 6"):
+        m.eval()(torch.randn(4, 6))
+
+
 class _Without:
     """The loaded library as one without some optional symbols would look: every
     other symbol is the real one."""
@@ -484,8 +571,12 @@ def test_a_library_without_compacted_layerscale(monkeypatch, missing):
                       inference)
     # Training with it: one clear error before the block runs, whatever the mask keeps.
     msg = "libdroppath-old.so.0 has no %s: it predates LayerScale in sample compaction" % missing[0]
+    module = droppath.DropPathBlock(block, 0.5, dim=6, ls_init_values=1e-5)
     for p in (0.5, 1.0, 1e-9):  # 0 < k < B, k == 0, k == B
         block.inputs.clear()
         with pytest.raises(droppath.LibraryNotFoundError, match=msg):
             droppath.drop_path_block(x, block, p, seed=1, ls_gamma=gamma)
+        module.drop_prob = p
+        with pytest.raises(droppath.LibraryNotFoundError, match=msg):
+            module(x)
         assert block.inputs == []
