@@ -7,6 +7,7 @@
     out = join(x, f)
     blk = droppath.DropPathBlock(mlp, 0.1)         # x + drop_path(mlp(x)), mlp on kept samples only
     out = blk(x)
+    blk = droppath.DropPathBlock(mlp, 0.1, dim=768, ls_init_values=1e-5)  # LayerScale in the join
     ls = droppath.LayerScaleDropPath(768, 1e-5, 0.1)   # x + drop_path(gamma * f)
     norm = droppath.ResidualNorm(768, "layer", drop_prob=0.1)
     r, y = norm(x, f)                              # r = x + drop_path(f), y = LayerNorm(r)

@@ -253,6 +253,52 @@ def ls_backward(grad_out, f, gamma, scales, branch_dtype, num_threads):
     return gf3.view(grad_out.shape), grad_gamma
 
 
+# ---------------------------------------------------------------- LayerScale in sample compaction
+# The call's tensors as [B][T][D] channel rows (channel_rows: D is the last
+# dimension, gamma's), the compact ones as [k][T][D] of the same T and D: the
+# shape the dense LayerScale join describes, so grad_gamma is summed in the
+# same row groups, dp_backward_ls's bits.
+
+def compact_ls_forward(x, f_kept, gamma, idx, params):
+    """out = x, out[idx[i]] = x[idx[i]] + ((gamma*f_kept[i])*s) (dp_compact_forward_ls)."""
+    forward_ls, _ = _lib.compact_ls_functions()
+    if x.numel() == 0:
+        return _pool.empty_like(x)
+    shape, (x3,) = _layout.channel_rows([x])
+    f3 = _layout.compact_channel_rows(shape, f_kept)
+    out3 = _pool.empty_like(x3)
+    g_ptr, g_keep = _f32_ptr(gamma)
+    _lib.check("dp_compact_forward_ls", forward_ls(
+        ctypes.byref(params), shape, _layout.channel_view(out3), _layout.channel_view(x3),
+        _layout.channel_view(f3), g_ptr, idx.numel(), ctypes.c_void_p(idx.data_ptr())))
+    del g_keep
+    return out3.view(x.shape)
+
+
+def compact_ls_backward(grad_out, f_kept, gamma, idx, branch_dtype, params):
+    """dp_compact_backward_ls: (grad_f_kept in branch_dtype, grad_gamma as float32,
+    or None when f_kept, the forward's compact branch input, is None).  x's
+    gradient is not written: autograd passes grad_out on (compact.py)."""
+    _, backward_ls = _lib.compact_ls_functions()
+    kept, dim = idx.numel(), grad_out.shape[-1]
+    grad_gamma = None if f_kept is None else torch.zeros(dim, dtype=torch.float32)
+    kept_shape = (kept,) + tuple(grad_out.shape[1:])
+    if grad_out.numel() == 0:
+        return torch.empty(kept_shape, dtype=branch_dtype), grad_gamma
+    shape, (go3,) = _layout.channel_rows([grad_out])
+    gf3 = _layout.compact_like(go3, kept, branch_dtype)  # [k][T][D] in grad_out's row order
+    f3 = None if f_kept is None else _layout.compact_channel_rows(shape, f_kept)
+    f_view = _layout.null_view(branch_dtype, dim) if f3 is None else _layout.channel_view(f3)
+    g_ptr, g_keep = _f32_ptr(gamma)
+    _lib.check("dp_compact_backward_ls", backward_ls(
+        ctypes.byref(params), shape, _layout.channel_view(gf3),
+        _layout.null_view(grad_out.dtype, dim), _layout.channel_view(go3), f_view, g_ptr,
+        None if grad_gamma is None else ctypes.c_void_p(grad_gamma.data_ptr()), kept,
+        ctypes.c_void_p(idx.data_ptr()), 0))
+    del g_keep
+    return gf3.view(kept_shape), grad_gamma
+
+
 # ---------------------------------------------------------------- residual join + norm
 # r = x + m*s*f (with ls_gamma: x + m*s*(ls_gamma*f)), y = norm(r)*weight + bias
 # over the last dimension D.

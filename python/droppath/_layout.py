@@ -198,6 +198,14 @@ def channel_rows(tensors):
     return _lib.Shape(batch, seq, dim), out
 
 
+def compact_channel_rows(shape, c):
+    """A compact tensor c (c.shape[0] of the call's samples, each of the Shape's T
+    rows of D channels) as [k][T][D], as channel_rows describes the call's full
+    tensors: a view, or a contiguous copy where no view can be described."""
+    c3 = c.reshape(c.shape[0], shape.seq, shape.dim)
+    return c3 if _channel_strides_ok(c3) else c3.contiguous()
+
+
 def _channel_strides(t3):
     batch, seq, dim = t3.shape
     ss, ts, _ = t3.stride()

@@ -127,8 +127,8 @@ _SIGNATURES = {
     "dp_set_num_threads": (_status, [ctypes.c_int]),
 }
 
-# Bound when the library has them: sample compaction and LayerScale's gradient
-# in the fused norm came with 0.2.0 (some builds that still said 0.1.0 had
+# Bound when the library has them: sample compaction (with LayerScale too) and
+# LayerScale's gradient in the fused norm came with 0.2.0 (some builds that still said 0.1.0 had
 # part of them), so a 0.1.0 library may lack them; such a library still serves
 # every other call, and the feature that needs one says what is missing
 # (optional_function).
@@ -142,6 +142,15 @@ _OPTIONAL_SIGNATURES = {
                                       TensorView, ctypes.c_size_t, _size_p, ctypes.c_uint32]),
     "dp_compact_scatter_add": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
                                          ctypes.c_size_t, _size_p]),
+    # LayerScale in the compacted join: (params, shape, out, x, f_kept, gamma, kept_count,
+    # kept_indices) and (params, shape, grad_f_kept, grad_x, grad_out, f_kept, gamma,
+    # grad_gamma, kept_count, kept_indices, flags)
+    "dp_compact_forward_ls": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                        TensorView, ctypes.c_void_p, ctypes.c_size_t, _size_p]),
+    "dp_compact_backward_ls": (_status, [ctypes.POINTER(Params), Shape, TensorView, TensorView,
+                                         TensorView, TensorView, ctypes.c_void_p,
+                                         ctypes.c_void_p, ctypes.c_size_t, _size_p,
+                                         ctypes.c_uint32]),
     # The subset forms (dp_*_norm_subset*) are not called by the package: not bound.
     # (params, shape, norm, grad_f, grad_x, grad_y, r, grad_r_in, f, scales, grad_gamma,
     #  grad_beta, grad_ls_gamma, flags)
@@ -155,6 +164,8 @@ _OPTIONAL_FEATURES = {
     "dp_compact_gather": "sample compaction", "dp_compact_forward": "sample compaction",
     "dp_compact_backward": "sample compaction", "dp_compact_scatter_add": "sample compaction",
     "dp_backward_norm_ls": "LayerScale in the fused residual + norm",
+    "dp_compact_forward_ls": "LayerScale in sample compaction",
+    "dp_compact_backward_ls": "LayerScale in sample compaction",
 }
 
 
@@ -274,6 +285,15 @@ def optional_function(name):
 def compact_function(name):
     """A sample-compaction entry point (optional_function)."""
     return optional_function(name)
+
+
+def compact_ls_functions():
+    """(dp_compact_forward_ls, dp_compact_backward_ls), or LibraryNotFoundError.
+    Asked for both before a compacted LayerScale call does any work, so a
+    library with one and not the other (or neither) fails before the block
+    runs, not halfway through a training step."""
+    return (optional_function("dp_compact_forward_ls"),
+            optional_function("dp_compact_backward_ls"))
 
 
 def norm_ls_function():

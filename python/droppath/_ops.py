@@ -1,8 +1,8 @@
 """The kernels as torch operators: torch.ops.droppath.{forward,drop_path,backward,inference_add,
 compact_gather,compact_forward,compact_backward,compact_scatter_add}, {forward,inference_add,backward}_ls
-(LayerScale), {forward,inference,backward}_norm and backward_norm_ls (the norm's join with
-LayerScale: forward_norm and inference_norm take it as their optional ls_gamma, dp_norm.ls_gamma
-in C).
+(LayerScale), compact_{forward,backward}_ls (LayerScale in the compacted join),
+{forward,inference,backward}_norm and backward_norm_ls (the norm's join with LayerScale:
+forward_norm and inference_norm take it as their optional ls_gamma, dp_norm.ls_gamma in C).
 
 Registered through torch.library (torch >= 1.12: ``Library(ns, "DEF")``,
 ``define``, ``impl`` for the CPU key) so they show up to the dispatcher,
@@ -48,6 +48,15 @@ _SCHEMAS = {
                         "bool scale_by_keep, int num_threads) -> (Tensor, Tensor)",
     "backward_ls": "backward_ls(Tensor grad_out, Tensor? f, Tensor gamma, Tensor scales, "
                    "ScalarType branch_dtype, int num_threads) -> (Tensor, Tensor)",
+    # LayerScale in the compacted join (compact.py): out = x, out[kept_indices[i]] +=
+    # (gamma*f_kept[i])*s; backward (grad_f_kept, grad_gamma), f_kept given when
+    # grad_gamma is wanted (else None, and the second output is empty), as backward_ls
+    "compact_forward_ls": "compact_forward_ls(Tensor x, Tensor f_kept, Tensor gamma, "
+                          "Tensor kept_indices, float drop_prob, int mode, bool scale_by_keep, "
+                          "int num_threads) -> Tensor",
+    "compact_backward_ls": "compact_backward_ls(Tensor grad_out, Tensor? f_kept, Tensor gamma, "
+                           "Tensor kept_indices, float drop_prob, int mode, bool scale_by_keep, "
+                           "ScalarType branch_dtype, int num_threads) -> (Tensor, Tensor)",
     # residual join + norm (norm.py): r = x + drop_path(f), y = norm(r); with ls_gamma
     # (last, defaulting to None, so calls written before it still work)
     # r = x + drop_path(ls_gamma * f), whose backward is backward_norm_ls.
@@ -144,6 +153,24 @@ def _backward_ls(grad_out, f, gamma, scales, branch_dtype, num_threads):
     return grad_f, _none() if gg is None else gg
 
 
+def _compact_forward_ls(x, f_kept, gamma, kept_indices, drop_prob, mode, scale_by_keep,
+                        num_threads):
+    # s depends on drop_prob, mode, scale_by_keep and k only: no mask is drawn.
+    params = _lib.make_params(drop_prob, mode=mode, scale_by_keep=scale_by_keep,
+                              num_threads=num_threads)
+    return _kernels.compact_ls_forward(x, f_kept, gamma, kept_indices, params)
+
+
+def _compact_backward_ls(grad_out, f_kept, gamma, kept_indices, drop_prob, mode, scale_by_keep,
+                         branch_dtype, num_threads):
+    """(grad_f_kept, grad_gamma); f_kept given: grad_gamma asked for."""
+    params = _lib.make_params(drop_prob, mode=mode, scale_by_keep=scale_by_keep,
+                              num_threads=num_threads)
+    grad_f, gg = _kernels.compact_ls_backward(grad_out, f_kept, gamma, kept_indices, branch_dtype,
+                                              params)
+    return grad_f, _none() if gg is None else gg
+
+
 def _forward_norm(x, f, weight, bias, kind, eps, drop_prob, seed, offset, sample_base, mode,
                   scale_by_keep, num_threads, ls_gamma=None):
     params = _lib.make_params(drop_prob, seed, offset, sample_base, mode, scale_by_keep, num_threads)
@@ -179,6 +206,7 @@ _IMPLS = {"forward": _forward, "drop_path": _drop_path, "backward": _backward,
           "compact_forward": _compact_forward, "compact_backward": _compact_backward,
           "compact_scatter_add": _compact_scatter_add, "forward_ls": _forward_ls,
           "inference_add_ls": _inference_add_ls, "backward_ls": _backward_ls,
+          "compact_forward_ls": _compact_forward_ls, "compact_backward_ls": _compact_backward_ls,
           "forward_norm": _forward_norm, "inference_norm": _inference_norm,
           "backward_norm": _backward_norm, "backward_norm_ls": _backward_norm_ls}
 
@@ -212,6 +240,8 @@ if REGISTERED:
     forward_ls = torch.ops.droppath.forward_ls
     inference_add_ls = torch.ops.droppath.inference_add_ls
     backward_ls = torch.ops.droppath.backward_ls
+    compact_forward_ls = torch.ops.droppath.compact_forward_ls
+    compact_backward_ls = torch.ops.droppath.compact_backward_ls
     forward_norm = torch.ops.droppath.forward_norm
     inference_norm = torch.ops.droppath.inference_norm
     backward_norm = torch.ops.droppath.backward_norm
@@ -221,5 +251,6 @@ else:
     compact_gather, compact_forward = _compact_gather, _compact_forward
     compact_backward, compact_scatter_add = _compact_backward, _compact_scatter_add
     forward_ls, inference_add_ls, backward_ls = _forward_ls, _inference_add_ls, _backward_ls
+    compact_forward_ls, compact_backward_ls = _compact_forward_ls, _compact_backward_ls
     forward_norm, inference_norm, backward_norm = _forward_norm, _inference_norm, _backward_norm
     backward_norm_ls = _backward_norm_ls

@@ -64,6 +64,16 @@ def check_counter(value, name):
     return int(value) & _lib.MASK64
 
 
+def check_init_values(v):
+    """ls_init_values (ResidualNorm, DropPathBlock): None (no LayerScale) or a finite
+    number (timm's init_values)."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError("ls_init_values must be None or a finite number, got %r" % (v,))
+    return float(v)
+
+
 _threads_set = [None]  # the default last handed to dp_set_num_threads
 
 

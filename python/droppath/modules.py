@@ -15,6 +15,8 @@ batch split over processes then gets exactly the masks its samples get in the
 whole batch.  ``set_sample_base(model, n)`` sets it on every module.
 """
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -146,10 +148,21 @@ class DropPathBlock(_MaskStream):
     draw per sample), "batch" (one draw per call) or "exact_k" (exactly
     max(floor(B*(1-p)), 1) samples, scaled by B/k: not shard-invariant).
     Eval: x + block(x), or x + (1-p)*block(x) when scale_by_keep is False.
-    The block must treat each sample on its own."""
+    The block must treat each sample on its own.
+
+    LayerScale: ``ls_init_values`` (None: none) adds timm's and DINOv2's
+    LayerScale parameter ``gamma`` = ls_init_values * ones(dim) and makes the
+    module ``x + drop_path(gamma * block(x))`` (eval: ``x + gamma*block(x)``),
+    the scaling done in the join (drop_path_block's ls_gamma) rather than in
+    the block, gamma's gradient coming from the join's backward.  The module
+    does not see D until it is called, so ``dim`` (x.shape[-1], the channels)
+    must be given with ls_init_values; without it dim is not used.  gamma is
+    named as in timm's LayerScale: a module given the block at each call and
+    named as the block's LayerScale (``ls1``) loads a timm or DINOv2
+    checkpoint's ``ls1.gamma``."""
 
     def __init__(self, block=None, drop_prob=0.0, scale_by_keep=True, *, mode="row", seed=None,
-                 sample_base=0, num_threads=None, batch_dim=0):
+                 sample_base=0, num_threads=None, batch_dim=0, dim=None, ls_init_values=None):
         super().__init__(seed, sample_base, num_threads, batch_dim)
         if block is not None and not callable(block):
             raise TypeError("block must be callable (a module or function) or None, got %s"
@@ -159,6 +172,17 @@ class DropPathBlock(_MaskStream):
         F.check_mask_mode(mode)
         self.scale_by_keep = scale_by_keep
         self.mode = mode
+        self.ls_init_values = F.check_init_values(ls_init_values)
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)
+                                or dim < 0):
+            raise ValueError("dim must be None or a non-negative integer, got %r" % (dim,))
+        if self.ls_init_values is not None and dim is None:
+            raise ValueError("ls_init_values needs dim, the number of channels (x.shape[-1]) "
+                             "LayerScale's gamma scales")
+        self.dim = None if dim is None else int(dim)
+        # timm's LayerScale: gamma = init_values * torch.ones(dim)
+        self.register_parameter("gamma", None if self.ls_init_values is None else
+                                nn.Parameter(self.ls_init_values * torch.ones(self.dim)))
 
     def forward(self, x, block=None):
         if (block is None) == (self.block is None):
@@ -167,12 +191,17 @@ class DropPathBlock(_MaskStream):
         block = self.block if block is None else block
         if not self.training:
             return drop_path_block(x, block, self.drop_prob, False,
-                                   scale_by_keep=self.scale_by_keep)
+                                   scale_by_keep=self.scale_by_keep, ls_gamma=self.gamma,
+                                   num_threads=self.num_threads, batch_dim=self.batch_dim)
         return drop_path_block(x, block, self.drop_prob, True, mode=self.mode,
-                               scale_by_keep=self.scale_by_keep, **self._draw())
+                               scale_by_keep=self.scale_by_keep, ls_gamma=self.gamma,
+                               **self._draw())
 
     def extra_repr(self):
-        return _join_repr(self)
+        s = _join_repr(self)
+        if self.ls_init_values is not None:
+            s += ", dim=%d, ls_init_values=%s" % (self.dim, self.ls_init_values)
+        return s
 
 
 def mask_modules(model):

@@ -43,6 +43,7 @@ from torch.autograd.function import once_differentiable
 from . import _lib
 from . import _ops
 from . import functional as F
+from .functional import check_init_values
 from .layerscale import check_channel_vector, check_channels_last
 from .modules import _MaskStream
 
@@ -142,15 +143,6 @@ def drop_path_add_norm(x, f, p=0.0, weight=None, bias=None, training=True, *, ls
         args = (False, kind, eps, p, 0, 0, 0, F.MODES[mode])
     return _ResidualNorm.apply(x, f, weight, bias, ls_gamma, *args, bool(scale_by_keep),
                                num_threads)
-
-
-def check_init_values(v):
-    """ls_init_values: None (no LayerScale) or a finite number (timm's init_values)."""
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-        raise ValueError("ls_init_values must be None or a finite number, got %r" % (v,))
-    return float(v)
 
 
 class ResidualNorm(_MaskStream):
