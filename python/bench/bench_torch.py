@@ -126,7 +126,8 @@ QUICK_FUSED_SHAPES = {"ViT-S 8x197x384": (8, 197, 384)}
 
 
 def bench_fused(shape, threads, p, reps):
-    """Info rows: the LayerScale join and the join + LayerNorm against eager torch."""
+    """Info rows: the LayerScale join, the join + LayerNorm and the LayerScale join +
+    LayerNorm (a DINOv2/CaiT block's ls1, drop_path, add and norm2) against eager torch."""
     g = torch.Generator().manual_seed(0)
     x, f, grad, grad_y = (torch.randn(shape, generator=g) for _ in range(4))
     dim = shape[-1]
@@ -153,11 +154,21 @@ def bench_fused(shape, threads, p, reps):
         return droppath.drop_path_add_norm(xx, ff, p, weight, bias, True, seed=1,
                                            offset=offset(), num_threads=threads)
 
+    def ls_norm_torch(xx, ff):
+        r = xx + timm_drop_path(ff * gamma, p, True)
+        return r, torch.nn.functional.layer_norm(r, (dim,), weight, bias)
+
+    def ls_norm_ours(xx, ff):
+        return droppath.drop_path_add_norm(xx, ff, p, weight, bias, True, ls_gamma=gamma, seed=1,
+                                           offset=offset(), num_threads=threads)
+
     rows = []
     xg, fg = x.clone().requires_grad_(), f.clone().requires_grad_()
     for name, torch_fn, ours_fn, params, grads in (
             ("LayerScale join", ls_torch, ls_ours, (gamma,), (grad,)),
-            ("join + LayerNorm", norm_torch, norm_ours, (weight, bias), (grad, grad_y))):
+            ("join + LayerNorm", norm_torch, norm_ours, (weight, bias), (grad, grad_y)),
+            ("LayerScale join + LayerNorm", ls_norm_torch, ls_norm_ours, (gamma, weight, bias),
+             (grad, grad_y))):
         with torch.no_grad():
             t_torch, t_ours = _compare(lambda: torch_fn(x, f), lambda: ours_fn(x, f), reps)
         rows.append((name + ", forward", t_torch, t_ours))
