@@ -215,7 +215,7 @@ def main():
         print()
         if not args.no_fused_rows:
             print("For information, no targets: LayerScale join x + drop_path(f * gamma) and the "
-                  "join fused with the next LayerNorm (r, y) against eager torch")
+                  "join fused with the next LayerNorm (r, y), without and with LayerScale, against eager torch")
             print()
             _table(QUICK_FUSED_SHAPES if args.quick else FUSED_SHAPES, thread_counts, args.p, reps,
                    bench_fused)
