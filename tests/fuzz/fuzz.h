@@ -1,9 +1,10 @@
 /*
  * What the API fuzzer's files share.  fuzz_api.c is the engine (decoding,
  * placement in the arena, the generic validation model, the runs on every
- * ISA, the entry point) and the plain operations; further families of
- * operations go in files of their own, so that each family's contract rules
- * and models read on their own, beside the engine rather than inside it.
+ * ISA, the entry point) and the plain operations; fuzz_ls.c (LayerScale)
+ * describes one family of operations.  Families are separate files so that
+ * each family's contract rules and models read on their own, beside the
+ * engine rather than inside it.
  *
  * An operation is an fz_opdef: its argument roles (tensors and arrays, which
  * are outputs, which may be exactly which other argument), hooks for the
@@ -23,7 +24,7 @@
 #include "droppath/droppath.h"
 #include "test_util.h" /* header-only helpers: float bits, element loads */
 
-#define ARENA_CAP ((size_t)1 << 20)
+#define ARENA_CAP ((size_t)1 << 22) /* 4 MiB: several f32 tensors of R*D > 2^16 elements */
 #define MAX_OBJ 12     /* dp_backward_norm has 12 arguments in the arena */
 #define MAX_ROWS 8192
 
@@ -33,6 +34,7 @@ typedef unsigned __int128 u128;
  * operations keep 0..4, so the seed corpus keeps its meaning. */
 enum {
   OP_FWD, OP_INFER, OP_DROP, OP_BWD, OP_MASK,                          /* fuzz_api.c */
+  OP_FWD_LS, OP_INFER_LS, OP_BWD_LS,                                   /* fuzz_ls.c */
   OP_COUNT
 };
 enum { EXPECT_EITHER, EXPECT_OK, EXPECT_FAIL };
@@ -128,6 +130,7 @@ typedef struct fz_opdef {
   void (*dump)(const fz_case *c);
 } fz_opdef;
 
+extern const fz_opdef fz_op_fwd_ls, fz_op_infer_ls, fz_op_bwd_ls;
 
 /* ------------------------------------------------------------ engine services (fuzz_api.c) */
 
@@ -172,4 +175,21 @@ float fz_row_scale(const fz_case *c);
 static inline float fz_join(float x, float f, const float *g, size_t d, float s) {
   return fz_canon(x + (g ? (g[d] * f) * s : s * f));
 }
+/* A per-channel f32 array of object idx in init (D floats), or NULL when absent. */
+float *fz_channel(const fz_case *c, const unsigned char *init, int idx);
+
+/* Per-channel sums in a fixed order of row groups: rows r = b*T + t in
+ * groups of `per` consecutive rows, each group from +0.0f in row order, the
+ * groups' sums added in group order, then out = total or old + total, NaN
+ * canonical.  term(ctx, b, t, d) is row r's addend; with s, rows of samples
+ * with s[b] == 0 add nothing.  No rows: the total is +0. */
+typedef float (*fz_term_fn)(const void *ctx, size_t b, size_t t, size_t d);
+void fz_group_sum(const fz_case *c, size_t per, const float *s, fz_term_fn term, const void *ctx, const float *old,
+                  int accumulate, float *out);
+/* LayerScale's grad_gamma groups (droppath.h): P = max(ceil(2^16/D),
+ * ceil(R/M)) rows, M = min(64, max(1, floor(2^22/D))), R = B*T. */
+size_t fz_ls_group_rows(const fz_case *c);
+/* Fails unless the f32 array idx of got holds want (D floats). */
+void fz_expect_channels(const fz_case *c, const unsigned char *got, int idx, const float *want, const char *what);
+
 #endif /* DP_FUZZ_H */

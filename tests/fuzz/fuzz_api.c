@@ -18,9 +18,9 @@
  * FZ_DUMP=1 in the environment prints each decoded case.
  *
  * This file is the engine and the plain operations (dp_forward,
- * dp_inference_add, dp_drop_path, dp_backward, dp_mask), each an fz_opdef
- * (fuzz.h): further families of operations describe themselves the same
- * way in files of their own.
+ * dp_inference_add, dp_drop_path, dp_backward, dp_mask); the LayerScale
+ * family lives in fuzz_ls.c, an fz_opdef (fuzz.h) per operation that the
+ * engine drives the same way.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,7 +115,17 @@ static void decode_shape(fz_case *c, fz_reader *r) {
       c->T = 1 + b % 3;
       c->D = 64 + w % 600;
       break;
-    case 5: /* few long rows: split across threads in chunks */
+    case 5:
+      if (c->op >= OP_FWD_LS && (b & 1)) {
+        /* The later families only: enough rows of medium length for several
+         * of LayerScale's grad_gamma row groups (R*D beyond 2^16) and of the
+         * norm backward's, still inside the arena with f32 tensors. */
+        c->B = 16 + a % 64;
+        c->T = 1 + (b >> 1) % 2;
+        c->D = 300 + w % 700;
+        break;
+      }
+      /* few long rows: split across threads in chunks */
       c->B = 1 + a % 2;
       c->T = 1;
       c->D = 4000 + w % 9000;
@@ -285,6 +295,7 @@ static void set_array_role(fz_case *c, int idx, const fz_role *ro) {
 static const fz_opdef op_fwd, op_infer, op_drop, op_bwd, op_mask;
 static const fz_opdef *const ops[OP_COUNT] = {
     [OP_FWD] = &op_fwd, [OP_INFER] = &op_infer, [OP_DROP] = &op_drop, [OP_BWD] = &op_bwd, [OP_MASK] = &op_mask,
+    [OP_FWD_LS] = &fz_op_fwd_ls, [OP_INFER_LS] = &fz_op_infer_ls, [OP_BWD_LS] = &fz_op_bwd_ls,
 };
 
 /* The byte layout: op, params, shape, dtype combination, array flag, the
@@ -709,6 +720,54 @@ float fz_keep(const fz_case *c) { return (float)(1.0 - c->prm.drop_prob); }
 float fz_row_scale(const fz_case *c) {
   const float keep = fz_keep(c);
   return c->prm.scale_by_keep && keep > 0.0f ? 1.0f / keep : 1.0f;
+}
+
+float *fz_channel(const fz_case *c, const unsigned char *init, int idx) {
+  if (!c->obj[idx].present || c->obj[idx].null) return NULL;
+  float *g = (float *)malloc((c->D ? c->D : 1) * sizeof(float));
+  if (!g) abort();
+  if (c->D) memcpy(g, init + c->obj[idx].off, c->D * sizeof(float));
+  return g;
+}
+
+size_t fz_ls_group_rows(const fz_case *c) {
+  const size_t D = c->D, R = c->B * c->T;
+  if (D == 0) return 1;
+  size_t M = ((size_t)1 << 22) / D;
+  if (M < 1) M = 1;
+  if (M > 64) M = 64;
+  size_t P = (((size_t)1 << 16) + D - 1) / D;
+  if ((R + M - 1) / M > P) P = (R + M - 1) / M;
+  return P;
+}
+
+void fz_group_sum(const fz_case *c, size_t per, const float *s, fz_term_fn term, const void *ctx, const float *old,
+                  int accumulate, float *out) {
+  const size_t D = c->D, R = c->B * c->T;
+  if (D == 0) return;
+  float *part = (float *)malloc(D * sizeof(float));
+  if (!part) abort();
+  for (size_t d = 0; d < D; d++) out[d] = 0.0f; /* no rows: the sum is +0 */
+  for (size_t r0 = 0, k = 0; r0 < R; r0 += per, k++) {
+    for (size_t d = 0; d < D; d++) part[d] = 0.0f;
+    for (size_t r = r0; r < r0 + per && r < R; r++) {
+      const size_t b = r / c->T, t = r % c->T;
+      if (s && s[b] == 0.0f) continue;
+      for (size_t d = 0; d < D; d++) part[d] = part[d] + term(ctx, b, t, d);
+    }
+    for (size_t d = 0; d < D; d++) out[d] = k == 0 ? part[d] : out[d] + part[d];
+  }
+  for (size_t d = 0; d < D; d++) out[d] = fz_canon(accumulate ? old[d] + out[d] : out[d]);
+  free(part);
+}
+
+void fz_expect_channels(const fz_case *c, const unsigned char *got, int idx, const float *want, const char *what) {
+  for (size_t d = 0; d < c->D; d++) {
+    const float v = fz_arr_f32(c, got, idx, d);
+    if (tu_f32_bits(v) != tu_f32_bits(want[d]))
+      fz_fail("%s[%zu] = %a (%#x), model says %a (%#x)", what, d, (double)v, tu_f32_bits(v), (double)want[d],
+              tu_f32_bits(want[d]));
+  }
 }
 
 /* Bytes no output owns must be unchanged. */
