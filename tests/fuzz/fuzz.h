@@ -1,10 +1,10 @@
 /*
  * What the API fuzzer's files share.  fuzz_api.c is the engine (decoding,
  * placement in the arena, the generic validation model, the runs on every
- * ISA, the entry point) and the plain operations; fuzz_ls.c (LayerScale)
- * describes one family of operations.  Families are separate files so that
- * each family's contract rules and models read on their own, beside the
- * engine rather than inside it.
+ * ISA, the entry point) and the plain operations; fuzz_ls.c (LayerScale) and
+ * fuzz_compact.c (sample compaction) each describe one family of
+ * operations.  They are separate files so that each family's contract rules
+ * and models read on their own, beside the engine rather than inside it.
  *
  * An operation is an fz_opdef: its argument roles (tensors and arrays, which
  * are outputs, which may be exactly which other argument), hooks for the
@@ -27,6 +27,7 @@
 #define ARENA_CAP ((size_t)1 << 22) /* 4 MiB: several f32 tensors of R*D > 2^16 elements */
 #define MAX_OBJ 12     /* dp_backward_norm has 12 arguments in the arena */
 #define MAX_ROWS 8192
+#define MAX_KEPT 4608  /* kept lists the harness writes: B <= 4096 plus a few too many */
 
 typedef unsigned __int128 u128;
 
@@ -35,6 +36,7 @@ typedef unsigned __int128 u128;
 enum {
   OP_FWD, OP_INFER, OP_DROP, OP_BWD, OP_MASK,                          /* fuzz_api.c */
   OP_FWD_LS, OP_INFER_LS, OP_BWD_LS,                                   /* fuzz_ls.c */
+  OP_GATHER, OP_CFWD, OP_CFWD_LS, OP_CBWD, OP_CBWD_LS, OP_SCATTER,     /* fuzz_compact.c */
   OP_COUNT
 };
 enum { EXPECT_EITHER, EXPECT_OK, EXPECT_FAIL };
@@ -95,6 +97,11 @@ typedef struct fz_case {
   uint64_t fill_seed;
   unsigned specials;
   size_t kept; /* samples of compact tensors and entries of per-kept arrays */
+  /* Sample compaction: the indices written into the kept_indices array
+   * (nlist of them known), the mask's own k. */
+  size_t nlist, mask_k;
+  int s_unclear; /* exact-k with a kept count other than the mask's: s is not specified */
+  size_t kept_list[MAX_KEPT];
 } fz_case;
 
 typedef struct fz_reader {
@@ -131,6 +138,7 @@ typedef struct fz_opdef {
 } fz_opdef;
 
 extern const fz_opdef fz_op_fwd_ls, fz_op_infer_ls, fz_op_bwd_ls;
+extern const fz_opdef fz_op_gather, fz_op_cfwd, fz_op_cfwd_ls, fz_op_cbwd, fz_op_cbwd_ls, fz_op_scatter;
 
 /* ------------------------------------------------------------ engine services (fuzz_api.c) */
 

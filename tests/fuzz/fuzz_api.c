@@ -18,9 +18,9 @@
  * FZ_DUMP=1 in the environment prints each decoded case.
  *
  * This file is the engine and the plain operations (dp_forward,
- * dp_inference_add, dp_drop_path, dp_backward, dp_mask); the LayerScale
- * family lives in fuzz_ls.c, an fz_opdef (fuzz.h) per operation that the
- * engine drives the same way.
+ * dp_inference_add, dp_drop_path, dp_backward, dp_mask); the LayerScale and
+ * sample compaction families live in fuzz_ls.c and fuzz_compact.c, an
+ * fz_opdef (fuzz.h) per operation that the engine drives the same way.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,7 +141,9 @@ static void decode_shape(fz_case *c, fz_reader *r) {
       c->D = (sel & 2) ? w % 3 : 0;
       break;
   }
-  if (c->op == OP_MASK && c->B > 4096) c->B %= 4096; /* mask work is O(B) by design */
+  /* Mask work is O(B) by design (dp_mask; dp_compact_gather draws the mask
+   * before it can check dst, which holds k samples). */
+  if ((c->op == OP_MASK || c->op == OP_GATHER) && c->B > 4096) c->B %= 4096;
   c->shape.batch = c->B;
   c->shape.seq = c->T;
   c->shape.dim = c->D;
@@ -296,6 +298,8 @@ static const fz_opdef op_fwd, op_infer, op_drop, op_bwd, op_mask;
 static const fz_opdef *const ops[OP_COUNT] = {
     [OP_FWD] = &op_fwd, [OP_INFER] = &op_infer, [OP_DROP] = &op_drop, [OP_BWD] = &op_bwd, [OP_MASK] = &op_mask,
     [OP_FWD_LS] = &fz_op_fwd_ls, [OP_INFER_LS] = &fz_op_infer_ls, [OP_BWD_LS] = &fz_op_bwd_ls,
+    [OP_GATHER] = &fz_op_gather, [OP_CFWD] = &fz_op_cfwd, [OP_CFWD_LS] = &fz_op_cfwd_ls,
+    [OP_CBWD] = &fz_op_cbwd, [OP_CBWD_LS] = &fz_op_cbwd_ls, [OP_SCATTER] = &fz_op_scatter,
 };
 
 /* The byte layout: op, params, shape, dtype combination, array flag, the
