@@ -1,10 +1,11 @@
 /*
  * What the API fuzzer's files share.  fuzz_api.c is the engine (decoding,
  * placement in the arena, the generic validation model, the runs on every
- * ISA, the entry point) and the plain operations; fuzz_ls.c (LayerScale) and
- * fuzz_compact.c (sample compaction) each describe one family of
- * operations.  They are separate files so that each family's contract rules
- * and models read on their own, beside the engine rather than inside it.
+ * ISA, the entry point) and the plain operations; fuzz_ls.c (LayerScale),
+ * fuzz_compact.c (sample compaction) and fuzz_norm.c (the fused norm) each
+ * describe one family of operations.  They are separate files so that each
+ * family's contract rules and models read on their own, beside the engine
+ * rather than inside it.
  *
  * An operation is an fz_opdef: its argument roles (tensors and arrays, which
  * are outputs, which may be exactly which other argument), hooks for the
@@ -37,6 +38,7 @@ enum {
   OP_FWD, OP_INFER, OP_DROP, OP_BWD, OP_MASK,                          /* fuzz_api.c */
   OP_FWD_LS, OP_INFER_LS, OP_BWD_LS,                                   /* fuzz_ls.c */
   OP_GATHER, OP_CFWD, OP_CFWD_LS, OP_CBWD, OP_CBWD_LS, OP_SCATTER,     /* fuzz_compact.c */
+  OP_FWD_NORM, OP_INFER_NORM, OP_BWD_NORM,                             /* fuzz_norm.c */
   OP_COUNT
 };
 enum { EXPECT_EITHER, EXPECT_OK, EXPECT_FAIL };
@@ -102,6 +104,10 @@ typedef struct fz_case {
   size_t nlist, mask_k;
   int s_unclear; /* exact-k with a kept count other than the mask's: s is not specified */
   size_t kept_list[MAX_KEPT];
+  /* Fused norm: the descriptor (its arrays are arena objects) or NULL. */
+  int norm_null;
+  int norm_kind;
+  float norm_eps;
 } fz_case;
 
 typedef struct fz_reader {
@@ -139,6 +145,7 @@ typedef struct fz_opdef {
 
 extern const fz_opdef fz_op_fwd_ls, fz_op_infer_ls, fz_op_bwd_ls;
 extern const fz_opdef fz_op_gather, fz_op_cfwd, fz_op_cfwd_ls, fz_op_cbwd, fz_op_cbwd_ls, fz_op_scatter;
+extern const fz_opdef fz_op_fwd_norm, fz_op_infer_norm, fz_op_bwd_norm;
 
 /* ------------------------------------------------------------ engine services (fuzz_api.c) */
 

@@ -18,9 +18,10 @@
  * FZ_DUMP=1 in the environment prints each decoded case.
  *
  * This file is the engine and the plain operations (dp_forward,
- * dp_inference_add, dp_drop_path, dp_backward, dp_mask); the LayerScale and
- * sample compaction families live in fuzz_ls.c and fuzz_compact.c, an
- * fz_opdef (fuzz.h) per operation that the engine drives the same way.
+ * dp_inference_add, dp_drop_path, dp_backward, dp_mask); the LayerScale,
+ * sample compaction and fused norm families live in fuzz_ls.c,
+ * fuzz_compact.c and fuzz_norm.c, each an fz_opdef (fuzz.h) the engine
+ * drives the same way.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -300,6 +301,7 @@ static const fz_opdef *const ops[OP_COUNT] = {
     [OP_FWD_LS] = &fz_op_fwd_ls, [OP_INFER_LS] = &fz_op_infer_ls, [OP_BWD_LS] = &fz_op_bwd_ls,
     [OP_GATHER] = &fz_op_gather, [OP_CFWD] = &fz_op_cfwd, [OP_CFWD_LS] = &fz_op_cfwd_ls,
     [OP_CBWD] = &fz_op_cbwd, [OP_CBWD_LS] = &fz_op_cbwd_ls, [OP_SCATTER] = &fz_op_scatter,
+    [OP_FWD_NORM] = &fz_op_fwd_norm, [OP_INFER_NORM] = &fz_op_infer_norm, [OP_BWD_NORM] = &fz_op_bwd_norm,
 };
 
 /* The byte layout: op, params, shape, dtype combination, array flag, the
