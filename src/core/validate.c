@@ -42,13 +42,13 @@ static int mul_add(size_t a, size_t b, size_t c, size_t *out) {
 static dp_status extent_of(const void *p, size_t bytes, dp_extent *ext) {
   const uintptr_t lo = (uintptr_t)p;
   if (bytes > UINTPTR_MAX - lo) return DP_ERR_SIZE_OVERFLOW; /* wraps the address space */
-  ext->lo = (const unsigned char *)p;
-  ext->hi = (const unsigned char *)p + bytes;
+  ext->lo = lo;
+  ext->hi = lo + bytes;
   return DP_OK;
 }
 
 dp_status dp_check_array(const void *p, size_t n, size_t elem_size, dp_extent *ext) {
-  ext->lo = ext->hi = NULL;
+  ext->lo = ext->hi = 0;
   if (n == 0) return DP_OK;
   if (!p) return DP_ERR_NULL_POINTER;
   size_t bytes;
@@ -68,7 +68,7 @@ dp_status dp_check_kept_indices(const size_t *idx, size_t kept, size_t B) {
 
 dp_status dp_check_tensor(const dp_tensor *t, const dp_shape *shape, dp_extent *ext) {
   const size_t B = shape->batch, D = shape->dim, T = shape->seq ? shape->seq : 1;
-  ext->lo = ext->hi = NULL;
+  ext->lo = ext->hi = 0;
   const size_t es = dp_dtype_size(t->dtype);
   if (es == 0) return DP_ERR_BAD_DTYPE;
   if (t->sample_stride < D) return DP_ERR_BAD_STRIDE;

@@ -14,10 +14,13 @@
 #include "kernels/common/inline.h"
 #include "droppath/droppath.h"
 
-/* A tensor's or array's footprint after validation. */
+/* A tensor's or array's footprint after validation, as addresses: a span
+ * that fits in size_t may still end more than PTRDIFF_MAX bytes past its
+ * data, where forming a pointer is undefined (UBSan reports it), so the
+ * ends are integers. */
 typedef struct dp_extent {
-  const unsigned char *lo; /* first byte (NULL for an empty or absent argument) */
-  const unsigned char *hi; /* one past the last byte */
+  uintptr_t lo; /* first byte (0 for an empty or absent argument) */
+  uintptr_t hi; /* one past the last byte */
 } dp_extent;
 
 dp_status dp_check_params(const dp_params *params);
@@ -117,7 +120,7 @@ DP_ALWAYS_INLINE dp_status dp_check_args_kept(const dp_op_args *spec, const dp_s
   const int nt = spec->n_tensors, na = spec->n_arrays;
   const dp_shape kept_shape = {kept, shape->seq, shape->dim};
   DP_UNROLL for (int i = 0; i < nt; i++) {
-    e[i].lo = e[i].hi = NULL;
+    e[i].lo = e[i].hi = 0;
     if (spec->tensor[i].optional && !tensors[i]->data) continue;
     if ((st = dp_check_tensor(tensors[i], spec->tensor[i].compact ? &kept_shape : shape, &e[i])) != DP_OK) return st;
   }
@@ -132,7 +135,7 @@ DP_ALWAYS_INLINE dp_status dp_check_args_kept(const dp_op_args *spec, const dp_s
     *combo = (dp_combo)c;
   }
   DP_UNROLL for (int a = 0; a < na; a++) {
-    e[nt + a].lo = e[nt + a].hi = NULL;
+    e[nt + a].lo = e[nt + a].hi = 0;
     if (!arrays[a]) continue;
     size_t n = spec->array[a].per_kept ? kept : spec->array[a].per_sample ? shape->batch : 1;
     if (spec->array[a].per_channel) n = shape->dim;
