@@ -98,6 +98,7 @@ typedef struct fz_case {
   size_t misalign;
   uint64_t fill_seed;
   unsigned specials;
+  int finite; /* fill with finite values of [-2, 2) only (specials aside): sums stay finite */
   size_t kept; /* samples of compact tensors and entries of per-kept arrays */
   /* Sample compaction: the indices written into the kept_indices array
    * (nlist of them known), the mask's own k. */
