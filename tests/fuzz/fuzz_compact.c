@@ -184,7 +184,7 @@ static dp_status call_gather(const fz_case *c, unsigned char *base) {
                            (size_t *)fz_arg(&o[G_COUNT], base), (size_t *)fz_arg(&o[G_IDX], base));
 }
 
-static void check_gather(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_gather(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   (void)s;
   if (fz_live(c, G_COUNT)) {
     size_t n;
@@ -244,7 +244,7 @@ static dp_status call_join(const fz_case *c, unsigned char *base) {
                                idx);
 }
 
-static void check_join(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_join(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s || c->obj[J_OUT].t.dtype != DP_F32) return;
   float *g = c->op == OP_CFWD_LS ? fz_channel(c, init, J_GAMMA) : NULL;
   for (size_t b = 0, i = 0; b < c->B; b++) {
@@ -350,12 +350,12 @@ typedef struct term_ctx {
 } term_ctx;
 
 /* (grad_out*s)*f_kept of a kept row. */
-static float cbwd_term(const void *ctx, size_t b, size_t t, size_t d) {
+FZ_NO_COV static float cbwd_term(const void *ctx, size_t b, size_t t, size_t d) {
   const term_ctx *k = (const term_ctx *)ctx;
   return (fz_load(k->c, k->init, K_GO, b, t, d) * k->s[b]) * fz_load(k->c, k->init, K_FK, k->rank[b], t, d);
 }
 
-static void check_cbwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_cbwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s) return;
   const int acc_f = (c->flags & DP_BWD_ACCUMULATE_GRAD_F) != 0, acc_x = (c->flags & DP_BWD_ACCUMULATE_GRAD_X) != 0;
   float *g = c->op == OP_CBWD_LS ? fz_channel(c, init, K_GAMMA) : NULL;
@@ -436,7 +436,7 @@ static dp_status call_scatter(const fz_case *c, unsigned char *base) {
                                 c->kept, (const size_t *)fz_arg(&o[S_IDX], base));
 }
 
-static void check_scatter(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_scatter(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s || !fz_live(c, S_GX)) return;
   const int f32 = c->obj[S_GX].t.dtype == DP_F32;
   for (size_t b = 0, i = 0; b < c->B; b++) {

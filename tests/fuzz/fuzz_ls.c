@@ -99,7 +99,7 @@ static void poison_infer(const fz_case *c, unsigned char *base, const float *s) 
     fz_poison_rows(c, base, 2, NULL);
 }
 
-static void check_fwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_fwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s) return; /* only D == 0 gets here: nothing written */
   fz_check_scales_out(c, got, 3, s);
   if (c->obj[0].t.dtype != DP_F32) return;
@@ -113,7 +113,7 @@ static void check_fwd(const fz_case *c, const unsigned char *init, const unsigne
   free(g);
 }
 
-static void check_infer(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_infer(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   (void)s;
   if (c->B > ARENA_CAP / 4 || c->obj[0].t.dtype != DP_F32) return; /* larger: D == 0, nothing written */
   const float sb = c->prm.scale_by_keep ? 1.0f : fz_keep(c);
@@ -204,12 +204,12 @@ typedef struct term_ctx {
 } term_ctx;
 
 /* (grad_out*s)*f of a kept row. */
-static float ls_term(const void *ctx, size_t b, size_t t, size_t d) {
+FZ_NO_COV static float ls_term(const void *ctx, size_t b, size_t t, size_t d) {
   const term_ctx *k = (const term_ctx *)ctx;
   return (fz_load(k->c, k->init, BL_GO, b, t, d) * k->s[b]) * fz_load(k->c, k->init, BL_F, b, t, d);
 }
 
-static void check_bwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_bwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s) return;
   const int acc_f = (c->flags & DP_BWD_ACCUMULATE_GRAD_F) != 0, acc_x = (c->flags & DP_BWD_ACCUMULATE_GRAD_X) != 0;
   float *g = fz_channel(c, init, BL_GAMMA);

@@ -141,7 +141,7 @@ static void poison_fwd(const fz_case *c, unsigned char *base, const float *s) {
   }
 }
 
-static void check_fwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_fwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (c->B > ARENA_CAP / 4) return; /* larger: D == 0, nothing written */
   const int infer = c->op == OP_INFER_NORM;
   if (!infer) {
@@ -247,13 +247,13 @@ typedef struct term_ctx {
   const unsigned char *init;
 } term_ctx;
 
-static float beta_term(const void *ctx, size_t b, size_t t, size_t d) {
+FZ_NO_COV static float beta_term(const void *ctx, size_t b, size_t t, size_t d) {
   const term_ctx *k = (const term_ctx *)ctx;
   return fz_load(k->c, k->init, BGY, b, t, d);
 }
 
 /* grad_y*xhat, xhat = (r - mean)*rstd of row b*T + t (mean +0 for RMSNorm). */
-static float gamma_term(const void *ctx, size_t b, size_t t, size_t d) {
+FZ_NO_COV static float gamma_term(const void *ctx, size_t b, size_t t, size_t d) {
   const term_ctx *k = (const term_ctx *)ctx;
   const fz_case *c = k->c;
   const size_t row = b * c->T + t;
@@ -262,7 +262,7 @@ static float gamma_term(const void *ctx, size_t b, size_t t, size_t d) {
   return fz_load(c, k->init, BGY, b, t, d) * xhat;
 }
 
-static void check_bwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
+FZ_NO_COV static void check_bwd(const fz_case *c, const unsigned char *init, const unsigned char *got, const float *s) {
   if (!s || c->D == 0) return;
   const int acc_f = (c->flags & DP_BWD_ACCUMULATE_GRAD_F) != 0;
   const size_t es = c->obj[BGF].es;
