@@ -263,6 +263,51 @@ static void test_null_gamma_is_plain(void **state) {
   }
 }
 
+/* An empty kept list may be NULL (the array is required only when the count
+ * is > 0): every sample is dropped, so the call gives grad_x and a zero
+ * grad_gamma, the same bits as with a non-NULL empty list, and touches no
+ * memory of the compact tensors, which have no samples.  Found by the
+ * fuzzer: the LayerScale walk took a NULL list for "not compacted" and
+ * wrote grad_f_kept as a tensor of B samples (and read the mask of a
+ * context never drawn). */
+static void test_empty_kept_list(void **state) {
+  (void)state;
+  enum { B = 5, T = 2, D = 7, N = B * T * D };
+  tu_rng rng;
+  tu_rng_init(&rng, 0xe3);
+  float *g = floats_make(&rng, N, 0), *gx0 = floats_make(&rng, N, 0), *gamma = floats_make(&rng, D, 0);
+  float *gx = floats_clone(gx0, N), *gx_ref = floats_clone(gx0, N);
+  float *gfk_mem = floats_make(&rng, N, 0), *fk_mem = floats_make(&rng, N, 0); /* room a B-sample walk would use */
+  float *gfk_mem0 = floats_clone(gfk_mem, N), *fk_mem0 = floats_clone(fk_mem, N);
+  float gg[D], gg_ref[D];
+  const size_t unused_idx[1] = {0};
+  dp_params p;
+  dp_params_init(&p);
+  p.drop_prob = 0.5;
+  const dp_shape s = {B, T, D}, none = {0, T, D};
+  for (uint32_t flags = 0; flags < 8; flags++) {
+    for (size_t i = 0; i < D; i++) gg[i] = gg_ref[i] = (float)i;
+    memcpy(gx, gx0, N * sizeof(float));
+    memcpy(gx_ref, gx0, N * sizeof(float));
+    assert_int_equal(dp_compact_backward_ls(&p, s, dp_tensor_dense(gfk_mem, DP_F32, none),
+                                            dp_tensor_dense(gx, DP_F32, s), dp_tensor_dense(g, DP_F32, s),
+                                            dp_tensor_dense(fk_mem, DP_F32, none), gamma, gg, 0, NULL, flags),
+                     DP_OK);
+    assert_int_equal(dp_compact_backward_ls(&p, s, dp_tensor_dense(gfk_mem, DP_F32, none),
+                                            dp_tensor_dense(gx_ref, DP_F32, s), dp_tensor_dense(g, DP_F32, s),
+                                            dp_tensor_dense(fk_mem, DP_F32, none), gamma, gg_ref, 0, unused_idx,
+                                            flags),
+                     DP_OK);
+    assert_memory_equal(gfk_mem, gfk_mem0, N * sizeof(float));
+    assert_memory_equal(fk_mem, fk_mem0, N * sizeof(float));
+    assert_memory_equal(gx, gx_ref, N * sizeof(float));
+    assert_memory_equal(gg, gg_ref, sizeof gg);
+    for (size_t i = 0; i < D; i++) assert_true(gg[i] == ((flags & DP_BWD_ACCUMULATE_GRAD_GAMMA) ? (float)i : 0.0f));
+  }
+  float *all[] = {g, gx0, gamma, gx, gx_ref, gfk_mem, fk_mem, gfk_mem0, fk_mem0};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
 /* ---------------------------------------------------------------- contract */
 
 /* Every bad call returns its status and leaves every output byte alone. */
@@ -348,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_grad_gamma_groups),
       cmocka_unit_test(test_null_gamma_is_plain),
       cmocka_unit_test(test_contract),
+      cmocka_unit_test(test_empty_kept_list),
   };
   const struct CMUnitTest per_isa[] = {cmocka_unit_test(test_compact_ls_equals_dense)};
   int failed = cmocka_run_group_tests_name("compact_ls", once, NULL, NULL);

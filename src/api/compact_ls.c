@@ -71,7 +71,8 @@ static DP_NOINLINE dp_status backward_ls(const dp_params *params, const dp_shape
   dp_ls_bwd_job lj;
   dp_job *j = &lj.j;
   dp_ls_bwd_init(&lj, shape, gamma);
-  lj.idx = idx;
+  lj.compact = 1;
+  lj.idx = idx; /* NULL when kept is 0 */
   lj.kept = kept;
   lj.s = dp_kept_scale(params, shape->batch, kept);
   const size_t T = j->T, D = j->D;

@@ -17,6 +17,7 @@ void dp_ls_bwd_init(dp_ls_bwd_job *lj, const dp_shape *shape, const float *gamma
   lj->f.p = NULL;
   lj->gamma = gamma;
   lj->partials = NULL;
+  lj->compact = 0;
   lj->idx = NULL;
   lj->kept = 0;
   lj->s = 0.0f;
@@ -51,7 +52,7 @@ static void ls_bwd_rows(const dp_ls_bwd_job *lj, unsigned char *const p[DP_ROLES
 /* Scale of sample b; pos is the rank of the first kept sample >= b under
  * compaction (b itself otherwise). */
 static inline float ls_scale(const dp_ls_bwd_job *lj, size_t b, size_t pos, size_t *memo_b, float *memo_s) {
-  if (lj->idx) return pos < lj->kept && lj->idx[pos] == b ? lj->s : 0.0f;
+  if (lj->compact) return pos < lj->kept && lj->idx[pos] == b ? lj->s : 0.0f;
   return dp_scale_of(&lj->j, b, memo_b, memo_s);
 }
 
@@ -59,7 +60,7 @@ static inline float ls_scale(const dp_ls_bwd_job *lj, size_t b, size_t pos, size
  * scale s too and so joins the run (the job is dense). */
 static inline int ls_joins(const dp_ls_bwd_job *lj, size_t b, size_t pos, size_t nb, float s) {
   const dp_job *j = &lj->j;
-  if (lj->idx) {
+  if (lj->compact) {
     const size_t np = s != 0.0f ? pos + (nb - b) : pos; /* a kept run's samples are consecutive ranks */
     return (np < lj->kept && lj->idx[np] == nb) == (s != 0.0f);
   }
@@ -81,7 +82,7 @@ static void ls_bwd_range(const dp_job *j_, size_t lo, size_t hi) {
     if (acc) memset(acc, 0, j->D * sizeof(float)); /* +0.0f */
     const size_t r1 = (k + 1) * per < R ? (k + 1) * per : R;
     size_t r = k * per, b = r / T, t = r % T;
-    size_t pos = lj->idx ? dp_kept_lower_bound(lj->idx, lj->kept, b) : b;
+    size_t pos = lj->compact ? dp_kept_lower_bound(lj->idx, lj->kept, b) : b;
     while (r < r1) {
       const float s = ls_scale(lj, b, pos, &memo_b, &memo_s);
       size_t run = 1;
@@ -91,7 +92,7 @@ static void ls_bwd_range(const dp_job *j_, size_t lo, size_t hi) {
         if (run > r1 - r) run = r1 - r;
       }
       /* A compact role has no row for a dropped sample. */
-      const int own = !lj->idx || s != 0.0f;
+      const int own = !lj->compact || s != 0.0f;
       unsigned char *p[DP_ROLES];
       for (int q = 0; q < DP_ROLES; q++) {
         const size_t sb = q == 0 ? pos : b;

@@ -24,9 +24,11 @@ typedef struct dp_ls_bwd_job {
   const float *gamma;
   float *partials;   /* set by dp_ls_bwd_run */
   dp_param_groups groups; /* grad_gamma's fixed reduction order (param_groups.h) */
-  /* Compaction: NULL idx, or grad_f and f are compact, sample i of them
+  /* Compaction: when compact, grad_f and f are compact, sample i of them
    * being sample idx[i] (ascending, `kept` of them) of scale s; every
-   * other sample is dropped. j's scales are then not read. */
+   * other sample is dropped, and j's scales are not read. idx may be NULL
+   * when kept is 0, so the flag, not idx, says whether the job is compact. */
+  int compact;
   const size_t *idx;
   size_t kept;
   float s;
