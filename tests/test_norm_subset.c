@@ -560,6 +560,96 @@ static void test_composed_blocks(void **state) {
       for (int threads = 1; threads <= 2; threads++) composed_case(&rng, combos[ci][0], combos[ci][1], next_modes[m], threads);
 }
 
+/* An empty subset may be passed as NULL (the array is required only when
+ * the count is > 0): the results are those of a non-NULL empty list, and
+ * the memory behind y_kept / grad_y_kept, which have no samples, is neither
+ * written nor read.  The forward used to take a NULL list for "no subset"
+ * and wrote y for every sample there, the backward read grad_y the same way
+ * (the pattern the fuzzer found in dp_compact_backward_ls). */
+static float *fbuf(tu_rng *rng, size_t n) {
+  float *p = (float *)malloc(n * sizeof(float));
+  assert_non_null(p);
+  tu_fill_floats(rng, p, n, 0);
+  return p;
+}
+
+static float *fclone(const float *a, size_t n) {
+  float *p = (float *)malloc(n * sizeof(float));
+  assert_non_null(p);
+  memcpy(p, a, n * sizeof(float));
+  return p;
+}
+
+static void test_empty_subset_null(void **state) {
+  (void)state;
+  enum { B = 4, T = 3, D = 37, N = B * T * D, R = B * T };
+  tu_rng rng;
+  tu_rng_init(&rng, 0x5b);
+  float *x = fbuf(&rng, N), *f = fbuf(&rng, N), *gin = fbuf(&rng, N), *gamma = fbuf(&rng, D), *beta = fbuf(&rng, D);
+  float *behind = fbuf(&rng, N), *behind0 = fclone(behind, N); /* room a walk of B samples would use */
+  float *r1 = fbuf(&rng, N), *r2 = fclone(r1, N), *st1 = fbuf(&rng, 2 * R), *st2 = fclone(st1, 2 * R);
+  float sc1[B], sc2[B];
+  const size_t unused_idx[1] = {0};
+  dp_params p;
+  dp_params_init(&p);
+  p.drop_prob = 0.5;
+  const dp_shape s = {B, T, D}, none = {0, T, D};
+  for (int kind = DP_NORM_LAYER; kind <= DP_NORM_RMS; kind++) {
+    dp_norm n1, n2;
+    dp_norm_init(&n1);
+    n1.kind = kind;
+    n1.gamma = gamma;
+    n1.beta = beta;
+    n2 = n1;
+    n1.mean = st1;
+    n1.rstd = st1 + R;
+    n2.mean = st2;
+    n2.rstd = st2 + R;
+    assert_int_equal(dp_forward_norm_subset(&p, s, &n1, dp_tensor_dense(behind, DP_F32, none),
+                                            dp_tensor_dense(r1, DP_F32, s), dp_tensor_dense(x, DP_F32, s),
+                                            dp_tensor_dense(f, DP_F32, s), 0, NULL, sc1),
+                     DP_OK);
+    assert_int_equal(dp_forward_norm_subset(&p, s, &n2, dp_tensor_dense(behind, DP_F32, none),
+                                            dp_tensor_dense(r2, DP_F32, s), dp_tensor_dense(x, DP_F32, s),
+                                            dp_tensor_dense(f, DP_F32, s), 0, unused_idx, sc2),
+                     DP_OK);
+    assert_memory_equal(behind, behind0, N * sizeof(float));
+    assert_memory_equal(r1, r2, N * sizeof(float));
+    assert_memory_equal(st1, st2, 2 * R * sizeof(float));
+    assert_memory_equal(sc1, sc2, sizeof sc1);
+
+    /* Backward from those statistics: grad_y_kept has no samples (the memory behind it is poison for a reader). */
+    for (size_t i = 0; i < N; i++) behind[i] = behind0[i] = NAN;
+    float *gf1 = fbuf(&rng, N), *gf2 = fclone(gf1, N), *gx1 = fbuf(&rng, N), *gx2 = fclone(gx1, N);
+    float gg1[D], gg2[D], gb1[D], gb2[D];
+    for (uint32_t flags = 0; flags < 8; flags++) {
+      for (size_t i = 0; i < D; i++) gg1[i] = gg2[i] = gb1[i] = gb2[i] = (float)i;
+      assert_int_equal(dp_backward_norm_subset(&p, s, &n1, dp_tensor_dense(gf1, DP_F32, s),
+                                               dp_tensor_dense(gx1, DP_F32, s), dp_tensor_dense(behind, DP_F32, none),
+                                               dp_tensor_dense(r1, DP_F32, s), dp_tensor_dense(gin, DP_F32, s), 0,
+                                               NULL, NULL, gg1, gb1, flags),
+                       DP_OK);
+      assert_int_equal(dp_backward_norm_subset(&p, s, &n2, dp_tensor_dense(gf2, DP_F32, s),
+                                               dp_tensor_dense(gx2, DP_F32, s), dp_tensor_dense(behind, DP_F32, none),
+                                               dp_tensor_dense(r2, DP_F32, s), dp_tensor_dense(gin, DP_F32, s), 0,
+                                               unused_idx, NULL, gg2, gb2, flags),
+                       DP_OK);
+      assert_memory_equal(gf1, gf2, N * sizeof(float));
+      assert_memory_equal(gx1, gx2, N * sizeof(float));
+      assert_memory_equal(gg1, gg2, sizeof gg1);
+      assert_memory_equal(gb1, gb2, sizeof gb1);
+    }
+    for (size_t i = 0; i < N; i++) assert_true(isnan(behind[i])); /* never written either */
+    free(gf1);
+    free(gf2);
+    free(gx1);
+    free(gx2);
+    for (size_t i = 0; i < N; i++) behind[i] = behind0[i] = (float)i;
+  }
+  float *all[] = {x, f, gin, gamma, beta, behind, behind0, r1, r2, st1, st2};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
 /* ---------------------------------------------------------------- contract */
 
 static void expect(dp_status want, dp_status got, const char *what, const float *arena, const float *snapshot,
@@ -674,7 +764,7 @@ static void test_contract(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest once[] = {cmocka_unit_test(test_contract)};
+  const struct CMUnitTest once[] = {cmocka_unit_test(test_contract), cmocka_unit_test(test_empty_subset_null)};
   const struct CMUnitTest per_isa[] = {
       cmocka_unit_test(test_forward_subset_equals_full),
       cmocka_unit_test(test_backward_subset_equals_full),

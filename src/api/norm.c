@@ -75,7 +75,7 @@ static void norm_forward_range(const dp_job *j, size_t lo, size_t hi) {
   for (size_t i = lo; i < hi; i++, dp_norm_cursor_next(j, &c)) {
     const float s = dp_scale_of(j, c.b, &memo_b, &memo_s);
     float stats[2];
-    void *y = nj->sub_idx ? dp_norm_subset_row(nj, NY, &c, &hint) : dp_norm_row(nj, NY, &c);
+    void *y = nj->sub_on ? dp_norm_subset_row(nj, NY, &c, &hint) : dp_norm_row(nj, NY, &c);
     nj->fn.nfwd(y, dp_norm_row(nj, NR, &c), dp_norm_row(nj, NX, &c), s != 0.0f ? dp_norm_row(nj, NF, &c) : NULL, s,
                 j->D, &a, tmp, stats);
     const size_t k = c.b * j->T + c.t;
@@ -129,6 +129,7 @@ static DP_NOINLINE dp_status norm_forward(const dp_params *params, const dp_shap
     dp_norm_role(&nj, NR, r);
     dp_norm_role(&nj, NX, x);
     dp_norm_role(&nj, NF, f);
+    nj.sub_on = sub.on;
     nj.sub_idx = sub.on ? sub.idx : NULL;
     nj.sub_kept = sub.kept;
     /* The thread split follows y's memory order, or r's (x's) when y is compact. */

@@ -139,7 +139,7 @@ static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
     dp_norm_cursor c = {g * G / bj->T, g * G % bj->T};
     for (size_t k = g * G; k < k1; k++) {
       const float s = dp_scale_of(j, c.b, &memo_b, &memo_s);
-      const unsigned char *gy = nj->sub_idx ? dp_norm_subset_row(nj, GY, &c, &hint) : dp_norm_row(nj, GY, &c);
+      const unsigned char *gy = nj->sub_on ? dp_norm_subset_row(nj, GY, &c, &hint) : dp_norm_row(nj, GY, &c);
       if (gy) {
         const float stats[2] = {nj->mean_in ? nj->mean_in[k] : 0.0f, nj->rstd_in[k]};
         nj->fn.nbwd(dp_norm_row(nj, GX, &c), dp_norm_row(nj, GF, &c), gy, dp_norm_row(nj, RR, &c),
@@ -214,6 +214,7 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   bj.pass_bwd = kt->bwd[combo];
   bj.pass_acc = pass_acc;
   bj.pass_bwdls = kt->bwdls[combo];
+  nj->sub_on = sub_on;
   nj->sub_idx = sub_on ? sub_idx : NULL;
   nj->sub_kept = sub_kept;
   /* The walk's items are groups of rows: param_groups.h's when a parameter

@@ -42,7 +42,8 @@ typedef struct dp_norm_job {
   unsigned stream_mode; /* kernel mode bits added when the walk streams */
   float *partials;      /* backward: per-group partials of grad_gamma, grad_beta, grad_ls_gamma (3*D each) */
   size_t group_rows, groups;
-  const size_t *sub_idx; /* the output subset's samples, ascending; NULL: no subset (y has every sample) */
+  int sub_on;            /* an output subset: y (grad_y) holds the samples sub_idx[0..sub_kept) only */
+  const size_t *sub_idx; /* the subset's samples, ascending (NULL when sub_kept is 0) */
   size_t sub_kept;       /* their count */
 } dp_norm_job;
 
