@@ -17,10 +17,10 @@
  *   backward   grad_f of dropped samples +0, or untouched when accumulated
  *              (any dtype); grad_beta = the sum of grad_y and grad_gamma =
  *              the sum of grad_y*xhat, xhat = (r - mean)*rstd from the
- *              saved statistics (mean +0 for RMSNorm), both in the header's
- *              groups of G = max(8, ceil(B*T/64)) rows (fz_group_sum) when
- *              there are rows (with none the header does not say whether
- *              they are written).
+ *              saved statistics (mean +0 for RMSNorm), both in the
+ *              header's order, LayerScale's row groups (fz_ls_group_rows,
+ *              fz_group_sum); with no rows +0 (or unchanged when
+ *              accumulating).
  * Never read (poisoned): f of dropped samples in the forward, f entirely in
  * the inference with keep == 0 under Huang's rule.
  */
@@ -276,10 +276,8 @@ FZ_NO_COV static void check_bwd(const fz_case *c, const unsigned char *init, con
           fz_fail("grad_f[b=%zu t=%zu d=%zu] of a dropped sample is not +0", b, t, d);
       }
   }
-  if (c->B == 0) return;
-  const size_t R = c->B * c->T;
-  size_t G = (R + 63) / 64;
-  if (G < 8) G = 8;
+  /* The parameter gradients share LayerScale's row groups (no rows: +0). */
+  const size_t G = fz_ls_group_rows(c);
   const term_ctx k = {c, init};
   const int acc = (c->flags & DP_NORM_ACCUMULATE_GRAD_PARAMS) != 0;
   const int which[2] = {BGB, BGG};
