@@ -215,6 +215,13 @@ void fz_group_sum(const fz_case *c, size_t per, const float *s, fz_term_fn term,
 /* LayerScale's grad_gamma groups (droppath.h): P = max(ceil(2^16/D),
  * ceil(R/M)) rows, M = min(64, max(1, floor(2^22/D))), R = B*T. */
 size_t fz_ls_group_rows(const fz_case *c);
+/* The dtype combos (indices: dp_dtype of X, then of F) each plain and
+ * LayerScale kernel family of this build takes, probed once through the
+ * public API; scale: the single-operand drop_path. */
+typedef struct fz_combos {
+  int fwd[3][3], fwdls[3][3], bwd[3][3], bwdls[3][3], scale[3];
+} fz_combos;
+const fz_combos *fz_have(void);
 /* Fails unless the f32 array idx of got holds want (D floats). */
 void fz_expect_channels(const fz_case *c, const unsigned char *got, int idx, const float *want, const char *what);
 

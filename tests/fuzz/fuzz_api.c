@@ -421,27 +421,31 @@ static int rows_overlap(const fz_case *c, const fz_obj *o) {
   return 0;
 }
 
-/* Kernel combos this build has, probed once through the public API. */
-static int have_fwd[3][3], have_scale[3], have_bwd[3][3];
+/* Kernel combos this build has, probed once through the public API, for
+ * every family's .have (fuzz.h). */
+static fz_combos combos;
 
-static void probe_combos(void) {
+const fz_combos *fz_have(void) {
   static int done;
-  if (done) return;
+  if (done) return &combos;
   done = 1;
   dp_params p;
   dp_params_init(&p);
   const dp_shape sh = {1, 1, 1};
   for (int x = 0; x < 3; x++) {
     for (int f = 0; f < 3; f++) {
-      float a[1] = {0}, b2[1] = {0}, o[1] = {0}, g[1] = {0};
-      have_fwd[x][f] = dp_forward(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1},
-                                  (dp_tensor){b2, f, 1, 1}, NULL) == DP_OK;
-      have_bwd[x][f] = dp_backward(&p, sh, (dp_tensor){o, f, 1, 1}, (dp_tensor){NULL, x, 1, 1},
-                                   (dp_tensor){g, x, 1, 1}, NULL, 0) == DP_OK;
+      float g[1] = {1}, gg[1] = {0}, o[1] = {0}, a[1] = {0}, b[1] = {0};
+      const dp_tensor to = {o, x, 1, 1}, tof = {o, f, 1, 1}, ta = {a, x, 1, 1}, tb = {b, f, 1, 1},
+                      none = {NULL, x, 1, 1};
+      combos.fwd[x][f] = dp_forward(&p, sh, to, ta, tb, NULL) == DP_OK;
+      combos.fwdls[x][f] = dp_forward_ls(&p, sh, to, ta, tb, g, NULL) == DP_OK;
+      combos.bwd[x][f] = dp_backward(&p, sh, tof, none, ta, NULL, 0) == DP_OK;
+      combos.bwdls[x][f] = dp_backward_ls(&p, sh, tof, none, ta, tb, g, gg, NULL, 0) == DP_OK;
     }
     float a[1] = {0}, o[1] = {0};
-    have_scale[x] = dp_drop_path(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1}, NULL) == DP_OK;
+    combos.scale[x] = dp_drop_path(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1}, NULL) == DP_OK;
   }
+  return &combos;
 }
 
 int fz_params_valid(const fz_case *c) {
@@ -925,19 +929,17 @@ static int expect_bwd(const fz_case *c, const char **why) {
 }
 
 static int have_fwd_combo(const fz_case *c) {
-  probe_combos();
-  return have_fwd[c->obj[1].t.dtype][c->obj[2].t.dtype];
+  return fz_have()->fwd[c->obj[1].t.dtype][c->obj[2].t.dtype];
 }
 
 static int have_drop_combo(const fz_case *c) {
-  probe_combos();
-  return have_scale[c->obj[1].t.dtype];
+  return fz_have()->scale[c->obj[1].t.dtype];
 }
 
 static int have_bwd_combo(const fz_case *c) {
-  probe_combos();
+  const fz_combos *h = fz_have();
   const int X = c->obj[2].t.dtype;
-  return have_bwd[X][c->obj[0].t.dtype] && have_fwd[X][X];
+  return h->bwd[X][c->obj[0].t.dtype] && h->fwd[X][X];
 }
 
 static dp_status call_fwd(const fz_case *c, unsigned char *base) {

@@ -31,29 +31,6 @@
 
 #include "fuzz.h"
 
-static int have_fwd[3][3], have_fwdls[3][3], have_bwd[3][3], have_bwdls[3][3];
-
-static void probe(void) {
-  static int done;
-  if (done) return;
-  done = 1;
-  dp_params p;
-  dp_params_init(&p);
-  const dp_shape sh = {1, 1, 1};
-  for (int x = 0; x < 3; x++)
-    for (int f = 0; f < 3; f++) {
-      float g[1] = {1}, gg[1] = {0}, o[1] = {0}, a[1] = {0}, b[1] = {0};
-      have_fwd[x][f] = dp_forward(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1}, (dp_tensor){b, f, 1, 1},
-                                  NULL) == DP_OK;
-      have_fwdls[x][f] = dp_forward_ls(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1},
-                                       (dp_tensor){b, f, 1, 1}, g, NULL) == DP_OK;
-      have_bwd[x][f] = dp_backward(&p, sh, (dp_tensor){o, f, 1, 1}, (dp_tensor){NULL, x, 1, 1},
-                                   (dp_tensor){a, x, 1, 1}, NULL, 0) == DP_OK;
-      have_bwdls[x][f] = dp_backward_ls(&p, sh, (dp_tensor){o, f, 1, 1}, (dp_tensor){NULL, x, 1, 1},
-                                        (dp_tensor){a, x, 1, 1}, (dp_tensor){b, f, 1, 1}, g, gg, NULL, 0) == DP_OK;
-    }
-}
-
 static const dp_params *params_of(const fz_case *c) { return c->params_null ? NULL : &c->prm; }
 
 static int on(const fz_case *c, int idx) { return c->obj[idx].present && !c->obj[idx].null; }
@@ -228,9 +205,9 @@ static void post_join_ls(fz_case *c, fz_reader *r, int with_array) {
 static int expect_join(const fz_case *c, const char **why) { return expect_kept(c, J_IDX, why); }
 
 static int have_join(const fz_case *c) {
-  probe();
+  const fz_combos *h = fz_have();
   const int X = c->obj[J_X].t.dtype, F = c->obj[J_FK].t.dtype;
-  return c->op == OP_CFWD_LS && on(c, J_GAMMA) ? have_fwdls[X][F] : have_fwd[X][F];
+  return c->op == OP_CFWD_LS && on(c, J_GAMMA) ? h->fwdls[X][F] : h->fwd[X][F];
 }
 
 static void fill_join(const fz_case *c, unsigned char *a) { write_list(c, a, J_IDX); }
@@ -319,9 +296,9 @@ static int expect_cbwd(const fz_case *c, const char **why) {
 }
 
 static int have_cbwd(const fz_case *c) {
-  probe();
+  const fz_combos *h = fz_have();
   const int X = c->obj[K_GO].t.dtype, F = c->obj[K_GF].t.dtype;
-  return (c->op == OP_CBWD_LS && on(c, K_GAMMA) ? have_bwdls[X][F] : have_bwd[X][F]) && have_fwd[X][X];
+  return (c->op == OP_CBWD_LS && on(c, K_GAMMA) ? h->bwdls[X][F] : h->bwd[X][F]) && h->fwd[X][X];
 }
 
 static void fill_cbwd(const fz_case *c, unsigned char *a) { write_list(c, a, K_IDX); }
@@ -424,8 +401,8 @@ enum { S_GX, S_GIN, S_IDX };
 static int expect_scatter(const fz_case *c, const char **why) { return expect_kept(c, S_IDX, why); }
 
 static int have_scatter(const fz_case *c) {
-  probe();
-  return have_fwd[c->obj[S_GX].t.dtype][c->obj[S_GIN].t.dtype];
+  const fz_combos *h = fz_have();
+  return h->fwd[c->obj[S_GX].t.dtype][c->obj[S_GIN].t.dtype];
 }
 
 static void fill_scatter(const fz_case *c, unsigned char *a) { write_list(c, a, S_IDX); }

@@ -31,29 +31,6 @@
 enum { LS_GAMMA = 4 };
 enum { BL_GF, BL_GX, BL_GO, BL_SCALES, BL_F, BL_GAMMA, BL_GG };
 
-static int have_fwdls[3][3], have_bwdls[3][3], have_fwd[3][3], have_bwd[3][3];
-
-static void probe(void) {
-  static int done;
-  if (done) return;
-  done = 1;
-  dp_params p;
-  dp_params_init(&p);
-  const dp_shape sh = {1, 1, 1};
-  for (int x = 0; x < 3; x++)
-    for (int f = 0; f < 3; f++) {
-      float g[1] = {1}, gg[1] = {0}, o[1] = {0}, a[1] = {0}, b[1] = {0};
-      have_fwd[x][f] = dp_forward(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1}, (dp_tensor){b, f, 1, 1},
-                                  NULL) == DP_OK;
-      have_fwdls[x][f] = dp_forward_ls(&p, sh, (dp_tensor){o, x, 1, 1}, (dp_tensor){a, x, 1, 1},
-                                       (dp_tensor){b, f, 1, 1}, g, NULL) == DP_OK;
-      have_bwd[x][f] = dp_backward(&p, sh, (dp_tensor){o, f, 1, 1}, (dp_tensor){NULL, x, 1, 1},
-                                   (dp_tensor){a, x, 1, 1}, NULL, 0) == DP_OK;
-      have_bwdls[x][f] = dp_backward_ls(&p, sh, (dp_tensor){o, f, 1, 1}, (dp_tensor){NULL, x, 1, 1},
-                                        (dp_tensor){a, x, 1, 1}, (dp_tensor){b, f, 1, 1}, g, gg, NULL, 0) == DP_OK;
-    }
-}
-
 static int gamma_on(const fz_case *c, int idx) { return c->obj[idx].present && !c->obj[idx].null; }
 
 /* ------------------------------------------------------------ forward and inference */
@@ -69,9 +46,9 @@ static void post_infer(fz_case *c, fz_reader *r, int with_array) {
 }
 
 static int have_join(const fz_case *c) {
-  probe();
+  const fz_combos *h = fz_have();
   const int X = c->obj[1].t.dtype, F = c->obj[2].t.dtype;
-  return gamma_on(c, LS_GAMMA) ? have_fwdls[X][F] : have_fwd[X][F];
+  return gamma_on(c, LS_GAMMA) ? h->fwdls[X][F] : h->fwd[X][F];
 }
 
 static dp_status call_fwd(const fz_case *c, unsigned char *base) {
@@ -178,9 +155,9 @@ static int expect_bwd(const fz_case *c, const char **why) {
 }
 
 static int have_bwd_combo(const fz_case *c) {
-  probe();
+  const fz_combos *h = fz_have();
   const int X = c->obj[BL_GO].t.dtype, F = c->obj[BL_GF].t.dtype;
-  return (gamma_on(c, BL_GAMMA) ? have_bwdls[X][F] : have_bwd[X][F]) && have_fwd[X][X];
+  return (gamma_on(c, BL_GAMMA) ? h->bwdls[X][F] : h->bwd[X][F]) && h->fwd[X][X];
 }
 
 static dp_status call_bwd(const fz_case *c, unsigned char *base) {
