@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels/common/canon.h"
 #include "core/compactwalk.h"
 #include "core/dtype.h"
 
@@ -118,17 +117,6 @@ static int ls_dense(const dp_ls_bwd_job *lj) {
   return !lj->f.p || (lj->f.ts == j->D * lj->f.es && lj->f.ss == j->T * j->D * lj->f.es);
 }
 
-/* grad_gamma (+)= the partials summed in group order, on this thread. */
-static void ls_combine(const dp_ls_bwd_job *lj, size_t count, float *grad_gamma, int accumulate) {
-  const size_t D = lj->j.D;
-  float *tot = lj->partials;
-  for (size_t k = 1; k < count; k++) {
-    const float *pk = lj->partials + k * D;
-    for (size_t i = 0; i < D; i++) tot[i] = tot[i] + pk[i];
-  }
-  for (size_t i = 0; i < D; i++) grad_gamma[i] = dp_f32_canon(accumulate ? grad_gamma[i] + tot[i] : tot[i]);
-}
-
 dp_status dp_ls_bwd_run(dp_ls_bwd_job *lj, const dp_params *params, size_t traffic_bytes, float *grad_gamma,
                         int accumulate_gamma) {
   dp_job *j = &lj->j;
@@ -148,7 +136,7 @@ dp_status dp_ls_bwd_run(dp_ls_bwd_job *lj, const dp_params *params, size_t traff
     j->dense = ls_dense(lj);
     dp_run_items(j, params, traffic_bytes, lj->groups.count, ls_bwd_range);
   }
-  if (grad_gamma) ls_combine(lj, count, grad_gamma, accumulate_gamma);
+  if (grad_gamma) dp_param_groups_total(grad_gamma, lj->partials, count, j->D, j->D, accumulate_gamma);
   free(heap_partials);
   lj->partials = NULL; /* the stack block ends here */
   return DP_OK;

@@ -13,7 +13,6 @@
 #include "core/dispatch.h"
 #include "core/fpenv.h"
 #include "core/maskgen.h"
-#include "kernels/common/canon.h"
 
 enum { GF, GX, GY, RR, GIN, FF };
 
@@ -156,15 +155,6 @@ static void norm_backward_range(const dp_job *j, size_t lo, size_t hi) {
   }
 }
 
-/* out[d] = (out[d] +) the groups' partials q summed in group order (no groups: +0). */
-static void combine(float *out, const float *partials, size_t groups, size_t D, int q, int accumulate) {
-  for (size_t d = 0; d < D; d++) {
-    float t = groups ? partials[q * D + d] : 0.0f;
-    for (size_t g = 1; g < groups; g++) t = t + partials[(g * P_COUNT + (size_t)q) * D + d];
-    out[d] = dp_f32_canon(accumulate ? out[d] + t : t);
-  }
-}
-
 /* What a call gives besides the tensors: the caller's scales and the
  * parameter gradients asked for (each NULL: not asked for). */
 typedef struct bwd_outs {
@@ -271,7 +261,9 @@ static DP_NOINLINE dp_status norm_backward(const dp_params *params, const dp_sha
   }
   /* With no rows each asked-for sum is +0 (or the gradient as it was, when accumulating). */
   for (int q = 0; q < P_COUNT; q++)
-    if (o->grad[q]) combine(o->grad[q], nj->partials, rows ? nj->groups : 0, shape->dim, q, acc_params);
+    if (o->grad[q])
+      dp_param_groups_total(o->grad[q], nj->partials ? nj->partials + (size_t)q * shape->dim : NULL,
+                            rows ? nj->groups : 0, P_COUNT * shape->dim, shape->dim, acc_params);
   free(nj->partials);
   if (heap) free(heap);
   return DP_OK;

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "kernels/common/canon.h"
+
 #define DP_PARAM_GROUP_ELEMS ((size_t)1 << 16)  /* a group is at least this many elements ... */
 #define DP_PARAM_MAX_GROUPS ((size_t)64)        /* ... there are at most this many ... */
 #define DP_PARAM_MAX_PARTIALS ((size_t)1 << 22) /* ... and one partial sum per group and channel fits this many floats */
@@ -32,6 +34,18 @@ static inline dp_param_groups dp_param_groups_of(size_t rows, size_t D) {
   g.per = by_size > by_count ? by_size : by_count;
   g.count = (rows + g.per - 1) / g.per;
   return g;
+}
+
+/* The last step of the order: out[d] = the groups' partial sums added in
+ * group order (no groups: +0), or out[d] plus that total when accumulating,
+ * NaN canonical. Group g's D partials start at partials + g*stride. */
+static inline void dp_param_groups_total(float *out, const float *partials, size_t groups, size_t stride, size_t D,
+                                         int accumulate) {
+  for (size_t d = 0; d < D; d++) {
+    float t = groups ? partials[d] : 0.0f;
+    for (size_t g = 1; g < groups; g++) t = t + partials[g * stride + d];
+    out[d] = dp_f32_canon(accumulate ? out[d] + t : t);
+  }
 }
 
 #endif /* DP_API_PARAM_GROUPS_H */
